@@ -1,0 +1,69 @@
+"""Output for people (rich tables) and for scripts (``-o json``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+output_option = click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(["table", "json", "plain"]),
+    default="table",
+    show_default=True,
+    help="Output format: a table for people, JSON for scripts.",
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output: str, title: str | None = None) -> None:
+    """Print ``rows`` (dicts) as a table, JSON array or tab-separated lines."""
+    if output == "json":
+        data = [{c: _jsonable(r.get(c)) for c in columns} for r in rows]
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    if output == "plain":
+        for r in rows:
+            click.echo("\t".join(_cell(r.get(c)) for c in columns))
+        return
+    if not rows:
+        click.echo(f"No {title.lower()}." if title else "Nothing to show.")
+        return
+    table = Table(title=title, header_style="bold")
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(_cell(r.get(c)) for c in columns))
+    Console(soft_wrap=True).print(table)
+
+
+def emit_one(row: dict[str, Any], output: str) -> None:
+    """Print one object as key/value lines, or as a JSON object."""
+    if output == "json":
+        click.echo(json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2, default=str))
+        return
+    width = max((len(k) for k in row), default=0)
+    for k, v in row.items():
+        click.echo(f"{k.ljust(width)}  {_cell(v)}")

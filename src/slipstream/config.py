@@ -1,0 +1,229 @@
+"""The one typed configuration of slipstream.
+
+Values come, in rising order of precedence, from the defaults below, the TOML file
+``$SLIPSTREAM_HOME/slipstream.toml`` and environment variables named
+``SLIPSTREAM__SECTION__KEY``. :func:`load_config` builds the object once at an entry point
+(CLI command, server start) and passes it down; no module reads configuration at import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from slipstream.errors import ConfigError
+
+CONFIG_FILE_NAME = "slipstream.toml"
+ENV_PREFIX = "SLIPSTREAM__"
+
+
+def _doc(text: str, **kwargs: Any) -> Any:
+    """A dataclass field carrying its documentation (shown by ``slipstream config list``)."""
+    return field(metadata={"doc": text}, **kwargs)
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    dags_folder: str = _doc(
+        "Folder searched (recursively) for DAG files. Default: $SLIPSTREAM_HOME/dags.", default=""
+    )
+    load_examples: bool = _doc("Also load the example DAGs shipped with slipstream.", default=True)
+    dag_file_processor_timeout: float = _doc(
+        "Seconds a single DAG file may take to import before it is recorded as an import error.",
+        default=30.0,
+    )
+    default_timezone: str = _doc(
+        "Time zone of naive start_date/end_date values in DAG files (IANA name).", default="UTC"
+    )
+    max_active_runs_per_dag: int = _doc(
+        "Default max_active_runs for DAGs that do not set it.", default=16
+    )
+    max_active_tasks_per_dag: int = _doc(
+        "Default max_active_tasks for DAGs that do not set it.", default=16
+    )
+    default_pool_slots: int = _doc("Slots of the built-in 'default_pool'.", default=128)
+    killed_task_cleanup_time: float = _doc(
+        "Seconds a task gets after SIGTERM (on timeout) before it is killed.", default=5.0
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = _doc(
+        "SQLAlchemy URL of the metadata database. Default: SQLite at $SLIPSTREAM_HOME/slipstream.db "
+        "(WAL mode). For PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+        default="",
+    )
+    echo: bool = _doc("Log every SQL statement (debugging only).", default=False)
+    connect_timeout: float = _doc(
+        "Seconds to wait when connecting before the database counts as unreachable.", default=10.0
+    )
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    base_log_folder: str = _doc(
+        "Folder of task logs, one file per try. Default: $SLIPSTREAM_HOME/logs.", default=""
+    )
+    level: str = _doc("Level of slipstream's own log messages.", default="INFO")
+
+
+@dataclass(frozen=True)
+class SecretsConfig:
+    fernet_key: str = _doc(
+        "Fernet key that encrypts connection passwords/extras and secret variables at rest. "
+        "Default: generated on first use into $SLIPSTREAM_HOME/fernet.key (mode 0600).",
+        default="",
+    )
+    sensitive_variable_fields: str = _doc(
+        "Comma-separated words; a variable or connection-extra key containing one of them is "
+        "masked in logs, rendered templates and listings.",
+        default="password,secret,passwd,authorization,api_key,apikey,access_token,private_key,token",
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    core: CoreConfig = field(default_factory=CoreConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    #: where each ``section.key`` value came from: "default", "file" or "env"
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    # Derived locations: one place decides where things live under the home.
+    @property
+    def dags_folder(self) -> Path:
+        return Path(self.core.dags_folder) if self.core.dags_folder else self.home / "dags"
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.home / 'slipstream.db'}"
+
+    @property
+    def log_folder(self) -> Path:
+        return (
+            Path(self.logging.base_log_folder)
+            if self.logging.base_log_folder
+            else self.home / "logs"
+        )
+
+    @property
+    def fernet_key_file(self) -> Path:
+        return self.home / "fernet.key"
+
+    @property
+    def sensitive_words(self) -> tuple[str, ...]:
+        return tuple(
+            w.strip().lower() for w in self.secrets.sensitive_variable_fields.split(",") if w.strip()
+        )
+
+
+SECTIONS: dict[str, type] = {
+    "core": CoreConfig,
+    "database": DatabaseConfig,
+    "logging": LoggingConfig,
+    "secrets": SecretsConfig,
+}
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("SLIPSTREAM_HOME"):
+        return Path(env["SLIPSTREAM_HOME"]).expanduser()
+    return Path("~/slipstream").expanduser()
+
+
+def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
+    name = f"{section}.{key}"
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {raw!r}")
+    if target is int or target is float:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{name} must be a number, not {raw!r}")
+        try:
+            return target(raw)
+        except (TypeError, ValueError):
+            kind = "an integer" if target is int else "a number"
+            raise ConfigError(f"{name} must be {kind}, not {raw!r}") from None
+    return str(raw)
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from defaults, the TOML file and the environment."""
+    env = os.environ if env is None else env
+    home = default_home(env)
+    file_values: dict[str, Any] = {}
+    path = home / CONFIG_FILE_NAME
+    if path.is_file():
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+    for section in file_values:
+        if section not in SECTIONS:
+            raise ConfigError(f"{path} has an unknown section [{section}]")
+
+    sources: dict[str, str] = {}
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        hints = get_type_hints(cls)
+        section_file = file_values.get(section, {})
+        if not isinstance(section_file, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in section_file:
+            if key not in known:
+                raise ConfigError(f"{path} has an unknown key {section}.{key}")
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            env_name = f"{ENV_PREFIX}{section.upper()}__{f.name.upper()}"
+            source = "default"
+            if env_name in env:
+                kwargs[f.name] = _coerce(section, f.name, env[env_name], hints[f.name])
+                source = "env"
+            elif f.name in section_file:
+                kwargs[f.name] = _coerce(section, f.name, section_file[f.name], hints[f.name])
+                source = "file"
+            sources[f"{section}.{f.name}"] = source
+        built[section] = cls(**kwargs)
+
+    for name in env:
+        if name.startswith(ENV_PREFIX):
+            parts = name[len(ENV_PREFIX) :].lower().split("__")
+            if len(parts) != 2 or f"{parts[0]}.{parts[1]}" not in sources:
+                raise ConfigError(f"environment variable {name} names no configuration key")
+
+    return Config(home=home, sources=sources, **built)
+
+
+def describe(config: Config) -> list[dict[str, Any]]:
+    """Every key with its value, source and documentation (for ``config list``)."""
+    rows: list[dict[str, Any]] = []
+    for section, cls in SECTIONS.items():
+        values = getattr(config, section)
+        for f in dataclasses.fields(cls):
+            key = f"{section}.{f.name}"
+            rows.append(
+                {
+                    "key": key,
+                    "value": getattr(values, f.name),
+                    "source": config.sources.get(key, "default"),
+                    "env": f"{ENV_PREFIX}{section.upper()}__{f.name.upper()}",
+                    "doc": f.metadata.get("doc", ""),
+                }
+            )
+    return rows
