@@ -121,7 +121,9 @@ class Config:
     @property
     def sensitive_words(self) -> tuple[str, ...]:
         return tuple(
-            w.strip().lower() for w in self.secrets.sensitive_variable_fields.split(",") if w.strip()
+            w.strip().lower()
+            for w in self.secrets.sensitive_variable_fields.split(",")
+            if w.strip()
         )
 
 

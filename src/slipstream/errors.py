@@ -40,7 +40,7 @@ class XComError(SlipstreamError):
 # --- signals a task raises to steer its own outcome ---------------------------------
 
 
-class TaskControlSignal(Exception):  # noqa: N818 - these are signals, not failures
+class TaskControlSignal(Exception):
     """Base for exceptions a task raises on purpose to end its try in a given state."""
 
 

@@ -62,8 +62,12 @@ _S = TaskInstanceState
 # From each state, the states a write may move a task instance to. Clearing a task
 # (user action) moves any state back to NONE, so NONE is reachable from everywhere.
 TI_TRANSITIONS: dict[TaskInstanceState, frozenset[TaskInstanceState]] = {
-    _S.NONE: frozenset({_S.SCHEDULED, _S.SKIPPED, _S.UPSTREAM_FAILED, _S.REMOVED, _S.SUCCESS, _S.FAILED}),
-    _S.SCHEDULED: frozenset({_S.QUEUED, _S.NONE, _S.SKIPPED, _S.UPSTREAM_FAILED, _S.REMOVED, _S.RUNNING}),
+    _S.NONE: frozenset(
+        {_S.SCHEDULED, _S.SKIPPED, _S.UPSTREAM_FAILED, _S.REMOVED, _S.SUCCESS, _S.FAILED}
+    ),
+    _S.SCHEDULED: frozenset(
+        {_S.QUEUED, _S.NONE, _S.SKIPPED, _S.UPSTREAM_FAILED, _S.REMOVED, _S.RUNNING}
+    ),
     _S.QUEUED: frozenset({_S.RUNNING, _S.SCHEDULED, _S.FAILED, _S.UP_FOR_RETRY, _S.NONE}),
     _S.RUNNING: frozenset({_S.SUCCESS, _S.FAILED, _S.UP_FOR_RETRY, _S.SKIPPED, _S.NONE}),
     _S.UP_FOR_RETRY: frozenset({_S.SCHEDULED, _S.NONE, _S.FAILED}),

@@ -1,0 +1,34 @@
+"""The authoring API: what DAG files import. Pure Python: no database, no web framework."""
+
+from slipstream.errors import SlipstreamFailException, SlipstreamSkipException
+from slipstream.sdk.baseoperator import BaseOperator, chain, cross_downstream
+from slipstream.sdk.connection import Connection
+from slipstream.sdk.context import Context, get_current_context
+from slipstream.sdk.dag import DAG, dag
+from slipstream.sdk.decorators import task
+from slipstream.sdk.operators import BashOperator, EmptyOperator, PythonOperator
+from slipstream.sdk.param import Param
+from slipstream.sdk.trigger_rule import TriggerRule
+from slipstream.sdk.variable import Variable
+from slipstream.sdk.xcom_arg import XComArg
+
+__all__ = [
+    "DAG",
+    "BaseOperator",
+    "BashOperator",
+    "Connection",
+    "Context",
+    "EmptyOperator",
+    "Param",
+    "PythonOperator",
+    "SlipstreamFailException",
+    "SlipstreamSkipException",
+    "TriggerRule",
+    "Variable",
+    "XComArg",
+    "chain",
+    "cross_downstream",
+    "dag",
+    "get_current_context",
+    "task",
+]

@@ -106,7 +106,9 @@ def _from_env(conn_id: str) -> Connection | None:
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"SLIPSTREAM_CONN_{conn_id.upper()} is not valid JSON: {exc}") from None
+            raise InvalidInputError(
+                f"SLIPSTREAM_CONN_{conn_id.upper()} is not valid JSON: {exc}"
+            ) from None
         extra = data.get("extra")
         return Connection(
             conn_id=conn_id,

@@ -39,7 +39,9 @@ class Variable:
         return value
 
     @staticmethod
-    def set(key: str, value: Any, description: str | None = None, serialize_json: bool = False) -> None:
+    def set(
+        key: str, value: Any, description: str | None = None, serialize_json: bool = False
+    ) -> None:
         backend = get_backend()
         if backend is None:
             raise VariableNotFound("no metadata database is available to store variables in")

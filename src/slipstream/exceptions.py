@@ -1,0 +1,14 @@
+"""Exceptions a task raises to steer its own outcome, under slipstream's and Airflow's names."""
+
+from slipstream.errors import SlipstreamFailException, SlipstreamSkipException
+
+#: Airflow's names, so DAG code written for Airflow reads the same here.
+AirflowSkipException = SlipstreamSkipException
+AirflowFailException = SlipstreamFailException
+
+__all__ = [
+    "AirflowFailException",
+    "AirflowSkipException",
+    "SlipstreamFailException",
+    "SlipstreamSkipException",
+]

@@ -1,0 +1,8 @@
+"""The standard operators."""
+
+from slipstream.sdk.baseoperator import BaseOperator
+from slipstream.sdk.operators.bash import BashOperator
+from slipstream.sdk.operators.empty import EmptyOperator
+from slipstream.sdk.operators.python import PythonOperator
+
+__all__ = ["BaseOperator", "BashOperator", "EmptyOperator", "PythonOperator"]

@@ -1,0 +1,145 @@
+"""Queries on DAG runs. Functions take a Session and never commit: the caller owns the
+transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from slipstream.errors import AlreadyExistsError
+from slipstream.states import DagRunState, TaskInstanceState
+from slipstream.store.models import DagRun, TaskInstance
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a new task instance row needs to know of its task."""
+
+    task_id: str
+    operator: str
+    max_tries: int
+    pool: str = "default_pool"
+    pool_slots: int = 1
+    queue: str = "default"
+    priority_weight: int = 1
+
+
+def create_dag_run(
+    session: Session,
+    *,
+    dag_id: str,
+    run_id: str,
+    run_type: str,
+    logical_date: datetime,
+    data_interval: tuple[datetime, datetime],
+    run_after: datetime,
+    conf: dict[str, Any],
+    tasks: Iterable[TaskSpec],
+    now: datetime,
+    state: DagRunState = DagRunState.QUEUED,
+    dag_version_id: int | None = None,
+    triggered_by: str | None = None,
+) -> DagRun:
+    """Insert a DAG run and one task instance per task, in state ``none``."""
+    existing = session.scalar(
+        select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    )
+    if existing is not None:
+        raise AlreadyExistsError(f"DAG {dag_id!r} already has a run {run_id!r}")
+    run = DagRun(
+        dag_id=dag_id,
+        run_id=run_id,
+        run_type=run_type,
+        state=state.value,
+        logical_date=logical_date,
+        data_interval_start=data_interval[0],
+        data_interval_end=data_interval[1],
+        run_after=run_after,
+        queued_at=now,
+        start_date=now if state == DagRunState.RUNNING else None,
+        conf=conf,
+        dag_version_id=dag_version_id,
+        triggered_by=triggered_by,
+        updated_at=now,
+    )
+    session.add(run)
+    session.add_all(
+        TaskInstance(
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=spec.task_id,
+            map_index=-1,
+            try_number=0,
+            max_tries=spec.max_tries,
+            state=TaskInstanceState.NONE.value,
+            operator=spec.operator,
+            pool=spec.pool,
+            pool_slots=spec.pool_slots,
+            queue=spec.queue,
+            priority_weight=spec.priority_weight,
+            dag_version_id=dag_version_id,
+            updated_at=now,
+        )
+        for spec in tasks
+    )
+    session.flush()
+    return run
+
+
+def get_dag_run(session: Session, dag_id: str, run_id: str) -> DagRun | None:
+    return session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
+
+def delete_dag_run(session: Session, dag_id: str, run_id: str) -> bool:
+    """Delete a run with its task instances, tries and XComs (foreign keys cascade)."""
+    result = session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_dag_run_state(
+    session: Session, dag_id: str, run_id: str, state: DagRunState, now: datetime
+) -> None:
+    values: dict[str, Any] = {"state": state.value, "updated_at": now}
+    if state == DagRunState.RUNNING:
+        values["start_date"] = now
+    if state.is_finished:
+        values["end_date"] = now
+    session.execute(
+        update(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id).values(**values)
+    )
+
+
+def list_dag_runs(session: Session, dag_id: str, limit: int = 25) -> list[DagRun]:
+    query = (
+        select(DagRun)
+        .where(DagRun.dag_id == dag_id)
+        .order_by(DagRun.logical_date.desc(), DagRun.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def previous_run_states(
+    session: Session, dag_id: str, logical_date: datetime
+) -> dict[str, TaskInstanceState] | None:
+    """Task states of the run just before ``logical_date`` (for depends_on_past), or None
+    when there is no earlier run."""
+    previous = session.scalar(
+        select(DagRun)
+        .where(DagRun.dag_id == dag_id, DagRun.logical_date < logical_date)
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    )
+    if previous is None:
+        return None
+    rows = session.execute(
+        select(TaskInstance.task_id, TaskInstance.state).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == previous.run_id
+        )
+    )
+    return {task_id: TaskInstanceState(state) for task_id, state in rows}

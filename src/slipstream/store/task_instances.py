@@ -1,0 +1,200 @@
+"""Queries on task instances and their tries. The caller owns the transaction.
+
+Every state change is a compare-and-set: the UPDATE names the state (and try number) it
+expects, so a late or duplicate writer changes nothing and learns so from the return value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from slipstream.states import TaskInstanceState
+from slipstream.store.models import TaskInstance, TaskInstanceHistory
+from slipstream.store.xcoms import clear_xcoms, put_xcoms
+
+
+@dataclass(frozen=True)
+class TIKey:
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+
+
+def _where(key: TIKey) -> Any:
+    return (
+        (TaskInstance.dag_id == key.dag_id)
+        & (TaskInstance.run_id == key.run_id)
+        & (TaskInstance.task_id == key.task_id)
+        & (TaskInstance.map_index == key.map_index)
+    )
+
+
+def list_for_run(session: Session, dag_id: str, run_id: str) -> list[TaskInstance]:
+    query = (
+        select(TaskInstance)
+        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        .order_by(TaskInstance.task_id)
+    )
+    return list(session.scalars(query))
+
+
+def get(session: Session, key: TIKey) -> TaskInstance | None:
+    return session.scalar(select(TaskInstance).where(_where(key)))
+
+
+def set_state(
+    session: Session,
+    key: TIKey,
+    *,
+    expected: Collection[TaskInstanceState],
+    new: TaskInstanceState,
+    now: datetime,
+    **fields: Any,
+) -> bool:
+    """Move the task instance to ``new`` if its state is one of ``expected``."""
+    values = {"state": new.value, "updated_at": now, **fields}
+    result = session.execute(
+        update(TaskInstance)
+        .where(_where(key), TaskInstance.state.in_([s.value for s in expected]))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def start_try(
+    session: Session,
+    key: TIKey,
+    *,
+    expected: Collection[TaskInstanceState],
+    now: datetime,
+    hostname: str,
+    pid: int | None = None,
+) -> int | None:
+    """Claim the next try: ``expected`` → running with try_number + 1. Returns the new try
+    number, or None when the row was not in an expected state (someone else owns it).
+    XComs of an earlier try are cleared, as a new try starts from nothing."""
+    row = get(session, key)
+    if row is None or row.state not in {s.value for s in expected}:
+        return None
+    try_number = row.try_number + 1
+    claimed = session.execute(
+        update(TaskInstance)
+        .where(
+            _where(key), TaskInstance.state == row.state, TaskInstance.try_number == row.try_number
+        )
+        .values(
+            state=TaskInstanceState.RUNNING.value,
+            try_number=try_number,
+            start_date=now,
+            end_date=None,
+            duration=None,
+            next_retry_at=None,
+            error=None,
+            hostname=hostname,
+            pid=pid,
+            last_heartbeat_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    clear_xcoms(
+        session, dag_id=key.dag_id, run_id=key.run_id, task_id=key.task_id, map_index=key.map_index
+    )
+    return try_number
+
+
+def finish_try(
+    session: Session,
+    key: TIKey,
+    *,
+    try_number: int,
+    state: TaskInstanceState,
+    now: datetime,
+    error: str | None = None,
+    xcoms: Mapping[str, str] | None = None,
+    next_retry_at: datetime | None = None,
+) -> bool:
+    """Record the end of a try — state, XComs and a history row — if this try still owns
+    the row (state running, same try number). Returns False, writing nothing, otherwise."""
+    row = get(session, key)
+    if row is None or row.state != TaskInstanceState.RUNNING.value or row.try_number != try_number:
+        return False
+    duration = (now - row.start_date).total_seconds() if row.start_date else None
+    updated = session.execute(
+        update(TaskInstance)
+        .where(
+            _where(key),
+            TaskInstance.state == TaskInstanceState.RUNNING.value,
+            TaskInstance.try_number == try_number,
+        )
+        .values(
+            state=state.value,
+            end_date=now,
+            duration=duration,
+            error=error,
+            next_retry_at=next_retry_at,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if updated.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.add(
+        TaskInstanceHistory(
+            dag_id=key.dag_id,
+            run_id=key.run_id,
+            task_id=key.task_id,
+            map_index=key.map_index,
+            try_number=try_number,
+            max_tries=row.max_tries,
+            state=state.value,
+            operator=row.operator,
+            pool=row.pool,
+            pool_slots=row.pool_slots,
+            queue=row.queue,
+            priority_weight=row.priority_weight,
+            hostname=row.hostname,
+            pid=row.pid,
+            queued_at=row.queued_at,
+            start_date=row.start_date,
+            end_date=now,
+            duration=duration,
+            dag_version_id=row.dag_version_id,
+            error=error,
+        )
+    )
+    if xcoms:
+        put_xcoms(
+            session,
+            dag_id=key.dag_id,
+            run_id=key.run_id,
+            task_id=key.task_id,
+            map_index=key.map_index,
+            values=xcoms,
+            now=now,
+        )
+    return True
+
+
+def history(session: Session, key: TIKey) -> list[TaskInstanceHistory]:
+    query = (
+        select(TaskInstanceHistory)
+        .where(
+            TaskInstanceHistory.dag_id == key.dag_id,
+            TaskInstanceHistory.run_id == key.run_id,
+            TaskInstanceHistory.task_id == key.task_id,
+            TaskInstanceHistory.map_index == key.map_index,
+        )
+        .order_by(TaskInstanceHistory.try_number)
+    )
+    return list(session.scalars(query))

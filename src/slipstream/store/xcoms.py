@@ -1,0 +1,76 @@
+"""Queries on XComs, stored as JSON text. The caller owns the transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from slipstream.store.models import XCom
+
+
+def get_xcom(
+    session: Session, *, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1
+) -> tuple[bool, Any]:
+    """``(True, value)`` when the XCom exists, else ``(False, None)``."""
+    row = session.scalar(
+        select(XCom.value).where(
+            XCom.dag_id == dag_id,
+            XCom.run_id == run_id,
+            XCom.task_id == task_id,
+            XCom.map_index == map_index,
+            XCom.key == key,
+        )
+    )
+    return (False, None) if row is None else (True, json.loads(row))
+
+
+def clear_xcoms(
+    session: Session, *, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+) -> None:
+    session.execute(
+        delete(XCom).where(
+            XCom.dag_id == dag_id,
+            XCom.run_id == run_id,
+            XCom.task_id == task_id,
+            XCom.map_index == map_index,
+        )
+    )
+
+
+def put_xcoms(
+    session: Session,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    values: Mapping[str, str],
+    now: datetime,
+    map_index: int = -1,
+) -> None:
+    """Store XComs given as ``key -> JSON text``, replacing same-key values."""
+    for key, text in values.items():
+        session.merge(
+            XCom(
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id=task_id,
+                map_index=map_index,
+                key=key,
+                value=text,
+                timestamp=now,
+            )
+        )
+
+
+def list_xcoms(session: Session, *, dag_id: str, run_id: str) -> list[XCom]:
+    query = (
+        select(XCom)
+        .where(XCom.dag_id == dag_id, XCom.run_id == run_id)
+        .order_by(XCom.task_id, XCom.key)
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,277 @@
+"""Running one try of one task.
+
+:func:`execute_task` runs the task in the current process: render templates, call
+``execute``, push the return value, run callbacks, enforce ``execution_timeout`` with a
+timer signal, and decide the try's final state with the shared decision functions.
+:func:`start_child` does the same in a forked child, so a crash, a hang or a leak in user
+code cannot hurt the process that supervises it, and no interpreter starts per task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from slipstream.clock import utcnow
+from slipstream.decisions import should_retry
+from slipstream.errors import (
+    SlipstreamError,
+    SlipstreamFailException,
+    SlipstreamSkipException,
+    TaskTimeoutError,
+)
+from slipstream.masking import redact_value
+from slipstream.sdk.baseoperator import BaseOperator
+from slipstream.sdk.context import DagRunInfo, build_context, set_current_context
+from slipstream.sdk.dag import DAG
+from slipstream.sdk.taskinstance import XCOM_RETURN_KEY, RuntimeTaskInstance, XComReader
+from slipstream.states import TaskInstanceState
+from slipstream.worker.logging_setup import capture_output
+
+
+@dataclass
+class TryRequest:
+    """Everything one try needs; built by the caller from the DAG run's rows."""
+
+    dag: DAG
+    task: BaseOperator
+    dag_run: DagRunInfo
+    params: dict[str, Any]
+    try_number: int
+    max_tries: int
+    hostname: str = ""
+    log_path: Path | None = None
+
+
+@dataclass
+class TryOutcome:
+    state: TaskInstanceState
+    error: str | None = None
+    #: key -> JSON text of the XComs pushed during the try
+    xcoms: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"state": self.state.value, "error": self.error, "xcoms": self.xcoms})
+
+    @classmethod
+    def from_json(cls, text: str) -> TryOutcome:
+        data = json.loads(text)
+        return cls(
+            TaskInstanceState(data["state"]), data.get("error"), dict(data.get("xcoms") or {})
+        )
+
+
+def _on_timer(signum: int, frame: FrameType | None) -> None:
+    raise TaskTimeoutError("task timed out: it ran past its execution_timeout")
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise SlipstreamError("task received SIGTERM and was stopped")
+
+
+def _run_callbacks(callbacks: Any, context: dict[str, Any], what: str) -> None:
+    if not callbacks:
+        return
+    for callback in callbacks if isinstance(callbacks, list | tuple) else [callbacks]:
+        try:
+            callback(context)
+        except Exception:  # a failing callback is logged; it does not change the outcome
+            print(f"ERROR: {what} callback failed:\n{traceback.format_exc()}")
+
+
+def execute_task(request: TryRequest, xcom_reader: XComReader | None) -> TryOutcome:
+    """Run one try here and now; never raises for anything the task does."""
+    task, dag = request.task, request.dag
+    ti = RuntimeTaskInstance(
+        task=task,
+        dag_id=dag.dag_id,
+        run_id=request.dag_run.run_id,
+        try_number=request.try_number,
+        max_tries=request.max_tries,
+        logical_date=request.dag_run.logical_date,
+        start_date=utcnow(),
+        hostname=request.hostname,
+        log_path=str(request.log_path or ""),
+        xcom_reader=xcom_reader,
+    )
+    context = build_context(
+        dag=dag, task=task, ti=ti, dag_run=request.dag_run, params=request.params
+    )
+    print(f"Starting attempt {request.try_number} of {request.max_tries + 1}")
+    print(f"Executing {task!r} for run {request.dag_run.run_id}")
+    timeout = task.execution_timeout.total_seconds() if task.execution_timeout else 0
+    previous_term = signal.signal(signal.SIGTERM, _on_term)
+    previous_alarm = signal.signal(signal.SIGALRM, _on_timer)
+    try:
+        with set_current_context(context):
+            try:
+                if timeout:
+                    signal.setitimer(signal.ITIMER_REAL, timeout)
+                task.render_template_fields(context)
+                rendered = redact_value(task.rendered_fields())
+                if rendered:
+                    print(f"Rendered template fields: {json.dumps(rendered, default=repr)}")
+                _run_callbacks(task.on_execute_callback, context, "on_execute")
+                task.pre_execute(context)
+                result = task.execute(context)
+                task.post_execute(context, result)
+                if task.do_xcom_push and result is not None:
+                    ti.xcom_push(XCOM_RETURN_KEY, result)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except SlipstreamSkipException as exc:
+        print(f"Task skipped: {exc}")
+        return _finish(ti, TaskInstanceState.SKIPPED, None)
+    except BaseException as exc:  # user code can raise anything; the try fails with it
+        if isinstance(exc, TaskTimeoutError | SlipstreamError) and not isinstance(
+            exc, SlipstreamFailException
+        ):
+            _safe_on_kill(task)
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        print(f"Task failed with exception:\n{traceback.format_exc()}")
+        retry = not isinstance(exc, SlipstreamFailException) and should_retry(
+            try_number=request.try_number, max_tries=request.max_tries
+        )
+        context["exception"] = exc
+        if retry:
+            _run_callbacks(task.on_retry_callback, context, "on_retry")
+            return _finish(ti, TaskInstanceState.UP_FOR_RETRY, error)
+        _run_callbacks(task.on_failure_callback, context, "on_failure")
+        return _finish(ti, TaskInstanceState.FAILED, error)
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGALRM, previous_alarm)
+    _run_callbacks(task.on_success_callback, context, "on_success")
+    return _finish(ti, TaskInstanceState.SUCCESS, None)
+
+
+def _safe_on_kill(task: BaseOperator) -> None:
+    try:
+        task.on_kill()
+    except Exception:
+        print(f"ERROR: on_kill failed:\n{traceback.format_exc()}")
+
+
+def _finish(ti: RuntimeTaskInstance, state: TaskInstanceState, error: str | None) -> TryOutcome:
+    print(
+        f"Marking task as {state.value.upper()}. dag_id={ti.dag_id}, task_id={ti.task_id}, "
+        f"run_id={ti.run_id}, try_number={ti.try_number}"
+    )
+    sys.stdout.flush()
+    return TryOutcome(state=state, error=error, xcoms=dict(ti.pushed))
+
+
+# --- running a try in a forked child ---------------------------------------------------
+
+
+@dataclass
+class ChildTry:
+    """A try running in a child process, from the supervisor's side."""
+
+    task_id: str
+    try_number: int
+    pid: int
+    fd: int
+    #: time.monotonic() after which the child is killed outright
+    kill_deadline: float | None
+    chunks: list[bytes] = field(default_factory=list)
+
+    def read(self) -> bool:
+        """Read what the child sent; True once the child closed its end (it is exiting)."""
+        data = os.read(self.fd, 65536)
+        if data:
+            self.chunks.append(data)
+            return False
+        return True
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def collect(self) -> TryOutcome:
+        """Reap the child and return its outcome (a failure when it died without one)."""
+        os.close(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        payload = b"".join(self.chunks)
+        if payload:
+            try:
+                return TryOutcome.from_json(payload.decode())
+            except (ValueError, KeyError):
+                pass
+        if os.WIFSIGNALED(status):
+            why = f"was killed by signal {os.WTERMSIG(status)}"
+        else:
+            why = f"exited with code {os.WEXITSTATUS(status)}"
+        return TryOutcome(
+            TaskInstanceState.FAILED, f"the task process {why} before reporting a result"
+        )
+
+
+def start_child(
+    request: TryRequest,
+    *,
+    child_init: Callable[[], XComReader | None],
+    kill_grace: float,
+    now_monotonic: float,
+) -> ChildTry:
+    """Fork a child that runs ``request`` with its output in ``request.log_path``.
+
+    ``child_init`` runs first in the child (e.g. to open its own database connections, since
+    connections must never be shared across a fork) and returns the XCom reader to use.
+    """
+    assert request.log_path is not None
+    request.log_path.parent.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            os.close(read_fd)
+            os.setsid()  # own process group: a kill reaches whatever the task started
+            _child_main(request, child_init, write_fd)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    timeout = request.task.execution_timeout
+    deadline = now_monotonic + timeout.total_seconds() + kill_grace if timeout else None
+    return ChildTry(request.task.task_id, request.try_number, pid, read_fd, deadline)
+
+
+def _child_main(
+    request: TryRequest, child_init: Callable[[], XComReader | None], write_fd: int
+) -> None:
+    assert request.log_path is not None
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    log_fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    # fd 1 and 2 go to the log too, for whatever writes below Python (C code, children)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    log = open(log_fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    capture_output(log)
+    try:
+        reader = child_init()
+        outcome = execute_task(request, reader)
+    except BaseException as exc:  # failing to even start the task is a failed try
+        print(f"Task could not start:\n{traceback.format_exc()}")
+        outcome = TryOutcome(TaskInstanceState.FAILED, f"{type(exc).__name__}: {exc}")
+    sys.stdout.flush()
+    payload = outcome.to_json().encode()
+    view = memoryview(payload)
+    while view:
+        written = os.write(write_fd, view)
+        view = view[written:]
+    os.close(write_fd)
