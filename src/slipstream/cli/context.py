@@ -5,11 +5,13 @@ Commands that never touch the database (``config list``, ``--help``) never open 
 
 from __future__ import annotations
 
+import getpass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import click
 
+from slipstream import masking
 from slipstream.config import Config, load_config
 
 if TYPE_CHECKING:
@@ -24,7 +26,17 @@ class AppContext:
 
     @cached_property
     def config(self) -> Config:
-        return load_config()
+        config = load_config()
+        masking.set_sensitive_words(config.sensitive_words)
+        return config
+
+    @cached_property
+    def actor(self) -> str:
+        """Who runs the command, for the audit log (the OS user until users exist)."""
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # a container user with no passwd entry
+            return "unknown"
 
     @cached_property
     def engine(self) -> Engine:
@@ -39,6 +51,14 @@ class AppContext:
         from slipstream.store.db import session_factory
 
         return session_factory(self.engine)
+
+    @cached_property
+    def ready_session_factory(self) -> sessionmaker[Session]:
+        """The session factory, once the schema is known to be migrated (data commands)."""
+        from slipstream.store.schema import ensure_ready
+
+        ensure_ready(self.engine)
+        return self.session_factory
 
     @cached_property
     def fernet(self) -> MultiFernet:
