@@ -33,7 +33,12 @@ def find_dag_files(folder: Path, safe_mode: bool = True) -> list[Path]:
     ignore = _ignore_patterns(folder)
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+        rel_root = Path(root).relative_to(folder)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith((".", "__pycache__")) and not _ignored_dir(rel_root / d, ignore)
+        )
         for name in sorted(files):
             if not name.endswith(".py") or name.startswith("."):
                 continue
@@ -45,6 +50,11 @@ def find_dag_files(folder: Path, safe_mode: bool = True) -> list[Path]:
                 continue
             found.append(path)
     return found
+
+
+def _ignored_dir(rel: Path, ignore: list[str]) -> bool:
+    """A pattern naming a directory (``vendored`` or ``vendored/``) skips all under it."""
+    return any(p.rstrip("/") and rel.match(p.rstrip("/")) for p in ignore)
 
 
 def _ignore_patterns(folder: Path) -> list[str]:

@@ -67,8 +67,9 @@ def render_value(
         return context["params"][value.param_name]
     if isinstance(value, str):
         try:
-            if template_ext and value.strip().endswith(template_ext):
-                template = env.get_template(value.strip())
+            # as in Airflow, no strip: "script.sh " (trailing space) is a command, not a file
+            if template_ext and value.endswith(template_ext):
+                template = env.get_template(value)
             else:
                 template = env.from_string(value)
             return template.render(**context)

@@ -77,11 +77,12 @@ class BashOperator(BaseOperator):
         )
         last_line = ""
         assert self._process.stdout is not None
-        for raw in iter(self._process.stdout.readline, b""):
-            line = raw.decode(self.output_encoding, errors="backslashreplace").rstrip("\n")
-            last_line = line
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+        with self._process.stdout as output:  # closed when done: no leaked pipe
+            for raw in iter(output.readline, b""):
+                line = raw.decode(self.output_encoding, errors="backslashreplace").rstrip("\n")
+                last_line = line
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
         code = self._process.wait()
         self._process = None
         print(f"Command exited with return code {code}", flush=True)
