@@ -103,7 +103,16 @@ class ParamsDict(MutableMapping[str, Any]):
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         if isinstance(other, ParamsDict):
-            self._params.update({k: copy.copy(other.get_param(k)) for k in other})
+            for key in other:
+                incoming = copy.copy(other.get_param(key))
+                existing = self._params.get(key)
+                # A plain value over a Param with a schema overrides the default only: the
+                # schema still applies, as in Airflow.
+                if existing is not None and not incoming.schema and existing.schema:
+                    merged = copy.copy(existing)
+                    merged.value = incoming.value
+                    incoming = merged
+                self._params[key] = incoming
         else:
             super().update(other, **kwargs)
 

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from slipstream.sdk.dag import DAG
 
 
+class SandboxedEnvironment(jinja2.sandbox.SandboxedEnvironment):
+    """Templates may read ``_private`` attributes (Airflow allows it) but never dunders."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        return not jinja2.sandbox.is_internal_attribute(obj, attr) and not attr.startswith("__")
+
+
 def make_environment(dag: DAG | None) -> jinja2.Environment:
     searchpath: list[str] = []
     if dag is not None:
@@ -40,7 +47,7 @@ def make_environment(dag: DAG | None) -> jinja2.Environment:
     env_cls: type[jinja2.Environment] = (
         jinja2.nativetypes.NativeEnvironment
         if dag is not None and dag.render_template_as_native_obj
-        else jinja2.Environment
+        else SandboxedEnvironment
     )
     env = env_cls(**options)
     if dag is not None:
@@ -81,6 +88,8 @@ def render_value(
             raise TemplateError(
                 f"template syntax error in {field or 'a field'} (line {exc.lineno}): {exc.message}"
             ) from None
+        except jinja2.sandbox.SecurityError as exc:
+            raise TemplateError(f"cannot render {field or 'a field'}: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"cannot render {field or 'a field'}: {exc.message}") from None
     if isinstance(value, list):

@@ -70,6 +70,12 @@ class TryOutcome:
         )
 
 
+def _task_params(request: TryRequest) -> dict[str, Any]:
+    """The task's params (the DAG's, overridden by the task's own), with the run's conf
+    applied and validated; ``request.params`` holds the run-level values already checked."""
+    return {**request.params, **request.task.params.resolve(request.dag_run.conf)}
+
+
 def _on_timer(signum: int, frame: FrameType | None) -> None:
     raise TaskTimeoutError("task timed out: it ran past its execution_timeout")
 
@@ -104,7 +110,7 @@ def execute_task(request: TryRequest, xcom_reader: XComReader | None) -> TryOutc
         xcom_reader=xcom_reader,
     )
     context = build_context(
-        dag=dag, task=task, ti=ti, dag_run=request.dag_run, params=request.params
+        dag=dag, task=task, ti=ti, dag_run=request.dag_run, params=_task_params(request)
     )
     print(f"Starting attempt {request.try_number} of {request.max_tries + 1}")
     print(f"Executing {task!r} for run {request.dag_run.run_id}")

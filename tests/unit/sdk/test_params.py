@@ -114,3 +114,12 @@ def test_dag_params_resolve_with_conf() -> None:
     assert d.params.resolve({"n": 10}) == {"n": 10}
     with pytest.raises(InvalidInputError, match="'n'"):
         d.params.resolve({"n": 11})
+
+
+def test_task_plain_value_keeps_the_dag_params_schema() -> None:
+    with DAG("schema_kept", schedule=None, params={"n": Param(1, type="integer", minimum=1)}):
+        op = EmptyOperator(task_id="t", params={"n": 0})
+    assert op.params["n"] == 0
+    with pytest.raises(InvalidInputError, match="'n'"):
+        op.params.resolve()
+    assert op.params.resolve({"n": 5})["n"] == 5

@@ -174,3 +174,17 @@ def test_macros_functions() -> None:
     assert macros.datetime is datetime
     assert macros.timedelta is timedelta
     assert macros.ds_add is ds_add
+
+
+def test_templates_cannot_reach_dunder_attributes(make_context: Any) -> None:
+    with pytest.raises(TemplateError, match="cannot render"):
+        _render(make_context, "{{ ''.__class__.__mro__ }}")
+
+
+def test_templates_may_read_private_attributes(make_context: Any) -> None:
+    dag = DAG("private_attr_dag", schedule=None, user_defined_macros={"obj": _WithPrivate()})
+    assert _render(make_context, "{{ obj._secret_sauce }}", dag=dag) == "ok"
+
+
+class _WithPrivate:
+    _secret_sauce = "ok"

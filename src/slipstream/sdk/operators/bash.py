@@ -79,7 +79,7 @@ class BashOperator(BaseOperator):
         assert self._process.stdout is not None
         with self._process.stdout as output:  # closed when done: no leaked pipe
             for raw in iter(output.readline, b""):
-                line = raw.decode(self.output_encoding, errors="backslashreplace").rstrip("\n")
+                line = raw.decode(self.output_encoding, errors="backslashreplace").rstrip()
                 last_line = line
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
