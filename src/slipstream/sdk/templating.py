@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import jinja2.exceptions
 import jinja2.nativetypes
 import jinja2.sandbox
 
@@ -88,7 +89,7 @@ def render_value(
             raise TemplateError(
                 f"template syntax error in {field or 'a field'} (line {exc.lineno}): {exc.message}"
             ) from None
-        except jinja2.sandbox.SecurityError as exc:
+        except jinja2.exceptions.SecurityError as exc:
             raise TemplateError(f"cannot render {field or 'a field'}: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"cannot render {field or 'a field'}: {exc.message}") from None
