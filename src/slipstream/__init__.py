@@ -3,21 +3,30 @@
 DAG files import from here::
 
     from slipstream import DAG, dag, task, chain, Param, Variable, Connection, TriggerRule
+
+The names load on first use, so that importing a part of slipstream (``slipstream.cli``
+for a command that never touches DAGs) does not pay for the whole authoring API.
 """
 
-from slipstream.sdk import (
-    DAG,
-    Connection,
-    Param,
-    TriggerRule,
-    Variable,
-    XComArg,
-    chain,
-    cross_downstream,
-    dag,
-    get_current_context,
-    task,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slipstream.sdk import (
+        DAG,
+        Connection,
+        Param,
+        TriggerRule,
+        Variable,
+        XComArg,
+        chain,
+        cross_downstream,
+        dag,
+        get_current_context,
+        task,
+    )
 
 __all__ = [
     "DAG",
@@ -33,3 +42,11 @@ __all__ = [
     "task",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        value = getattr(importlib.import_module("slipstream.sdk"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'slipstream' has no attribute {name!r}")
