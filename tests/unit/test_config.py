@@ -45,13 +45,24 @@ def test_file_then_environment_take_precedence(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"SLIPSTREAM__CORE__LOAD_EXAMPLES": "perhaps"}, "core.load_examples must be true or false"),
-        ({"SLIPSTREAM__CORE__DEFAULT_POOL_SLOTS": "many"}, "core.default_pool_slots must be an integer"),
-        ({"SLIPSTREAM__CORE__NO_SUCH_KEY": "1"}, "SLIPSTREAM__CORE__NO_SUCH_KEY names no configuration key"),
+        (
+            {"SLIPSTREAM__CORE__LOAD_EXAMPLES": "perhaps"},
+            "core.load_examples must be true or false",
+        ),
+        (
+            {"SLIPSTREAM__CORE__DEFAULT_POOL_SLOTS": "many"},
+            "core.default_pool_slots must be an integer",
+        ),
+        (
+            {"SLIPSTREAM__CORE__NO_SUCH_KEY": "1"},
+            "SLIPSTREAM__CORE__NO_SUCH_KEY names no configuration key",
+        ),
         ({"SLIPSTREAM__NOSECTION": "1"}, "names no configuration key"),
     ],
 )
-def test_bad_environment_values_are_named(tmp_path: Path, env: dict[str, str], message: str) -> None:
+def test_bad_environment_values_are_named(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config({"SLIPSTREAM_HOME": str(tmp_path), **env})
 
