@@ -38,7 +38,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output: str, title: str | None = None) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], output: str, title: str | None = None
+) -> None:
     """Print ``rows`` (dicts) as a table, JSON array or tab-separated lines."""
     if output == "json":
         data = [{c: _jsonable(r.get(c)) for c in columns} for r in rows]
