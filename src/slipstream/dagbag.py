@@ -14,7 +14,6 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 from slipstream.errors import DagImportError, SlipstreamError
 from slipstream.sdk.dag import DAG, DagContext
@@ -98,6 +97,8 @@ def import_dag_file(path: Path) -> ImportedFile:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     depth = len(DagContext._stack)
+    registered: list[DAG] = []
+    DagContext.autoregistered = registered
     # The DAG file's folder is importable, as in Airflow, for helpers that sit beside it.
     folder = str(path.parent)
     added = folder not in sys.path
@@ -118,9 +119,13 @@ def import_dag_file(path: Path) -> ImportedFile:
         raise DagImportError(f"{type(exc).__name__}: {exc}") from exc
     finally:
         del DagContext._stack[depth:]  # a file that forgot to close a `with DAG` block
+        DagContext.autoregistered = None
         if added:
             sys.path.remove(folder)
-    dags = _collect(module, path)
+    try:
+        dags = _collect([*vars(module).values(), *registered], path)
+    except SlipstreamError as exc:
+        raise DagImportError(str(exc)) from exc
     for dag in dags:
         try:
             dag.validate()
@@ -129,12 +134,17 @@ def import_dag_file(path: Path) -> ImportedFile:
     return ImportedFile(path=path, dags=dags)
 
 
-def _collect(module: ModuleType, path: Path) -> list[DAG]:
+def _collect(candidates: list[object], path: Path) -> list[DAG]:
+    """The DAGs among module-level values and auto-registered DAGs, each once."""
     seen: dict[str, DAG] = {}
-    for value in list(vars(module).values()):
-        if isinstance(value, DAG) and value.dag_id not in seen:
-            value.fileloc = str(path)
-            seen[value.dag_id] = value
+    for value in candidates:
+        if not isinstance(value, DAG):
+            continue
+        other = seen.get(value.dag_id)
+        if other is not None and other is not value:
+            raise DagImportError(f"DAG id {value.dag_id!r} is defined more than once in {path}")
+        value.fileloc = str(path)
+        seen[value.dag_id] = value
     return list(seen.values())
 
 

@@ -22,6 +22,15 @@ output_option = click.option(
 )
 
 
+def table_console() -> Console:
+    """A console for tables: the terminal's width on a terminal; when piped (logs, ``grep``),
+    wide enough that no cell is cut."""
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, width=1000)
+    return console
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -58,7 +67,7 @@ def emit(
         table.add_column(c)
     for r in rows:
         table.add_row(*(_cell(r.get(c)) for c in columns))
-    Console(soft_wrap=True).print(table)
+    table_console().print(table)
 
 
 def emit_one(row: dict[str, Any], output: str) -> None:

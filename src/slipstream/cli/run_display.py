@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from slipstream.cli.output import table_console
 from slipstream.states import TaskInstanceState
 from slipstream.worker.dag_test import TaskProgress
 
@@ -109,4 +110,4 @@ class RunDisplay:
         if self._live is not None:
             self._live.__exit__(exc_type, exc, tb)
         if self.tasks:
-            Console(soft_wrap=True).print(progress_table(self.tasks, self.title))
+            table_console().print(progress_table(self.tasks, self.title))

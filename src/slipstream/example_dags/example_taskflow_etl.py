@@ -46,4 +46,4 @@ def example_taskflow_etl():
 
 
 # Calling the decorated function builds the DAG; the DAG processor collects module globals.
-etl_dag = example_taskflow_etl()
+example_taskflow_etl()

@@ -52,6 +52,9 @@ class DagContext:
     """The stack of DAGs opened with ``with DAG(...)`` (or inside a ``@dag`` function)."""
 
     _stack: list[DAG] = []
+    #: while a DAG file is imported, the DAGs closed by a ``with`` block (or built by a
+    #: ``@dag`` function), so that ``my_dag()`` on a line of its own defines a DAG, as in Airflow
+    autoregistered: list[DAG] | None = None
 
     @classmethod
     def push(cls, dag: DAG) -> None:
@@ -105,6 +108,7 @@ class DAG:
         on_failure_callback: Callable[..., Any] | None = None,
         owner_links: dict[str, str] | None = None,
         dag_display_name: str | None = None,
+        auto_register: bool = True,
     ) -> None:
         self.dag_id = validate_key("dag_id", dag_id)
         self.description = description
@@ -155,6 +159,7 @@ class DAG:
         self.on_failure_callback = on_failure_callback
         self.owner_links = dict(owner_links or {})
         self.dag_display_name = dag_display_name or dag_id
+        self.auto_register = auto_register
         self.task_dict: dict[str, BaseOperator] = {}
         # The file that defined the DAG: where template files are searched first.
         self.fileloc: str = _caller_file()
@@ -170,6 +175,8 @@ class DAG:
 
     def __exit__(self, *exc: object) -> None:
         DagContext.pop()
+        if self.auto_register and DagContext.autoregistered is not None:
+            DagContext.autoregistered.append(self)
 
     # -- tasks ----------------------------------------------------------------------
     @property

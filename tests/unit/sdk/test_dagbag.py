@@ -153,3 +153,32 @@ def test_ignore_pattern_naming_a_directory_skips_it(tmp_path: Path, pattern: str
 
 def test_find_dag_files_in_missing_folder(tmp_path: Path) -> None:
     assert find_dag_files(tmp_path / "missing") == []
+
+
+def test_dags_closed_by_with_or_built_by_dag_are_registered_without_a_name(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "unnamed.py",
+        "@dag\n"
+        "def built():\n"
+        "    EmptyOperator(task_id='a')\n"
+        "built()\n"
+        "def factory(name):\n"
+        "    with DAG(name):\n"
+        "        EmptyOperator(task_id='b')\n"
+        "for n in ('made_1', 'made_2'):\n"
+        "    factory(n)\n"
+        "with DAG('not_registered', auto_register=False):\n"
+        "    EmptyOperator(task_id='c')\n",
+    )
+    assert sorted(d.dag_id for d in import_dag_file(path).dags) == ["built", "made_1", "made_2"]
+    assert DagContext.autoregistered is None
+
+
+def test_the_same_dag_id_twice_in_one_file_is_an_import_error(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "twice.py",
+        "with DAG('same'):\n    EmptyOperator(task_id='a')\n"
+        "with DAG('same'):\n    EmptyOperator(task_id='b')\n",
+    )
+    with pytest.raises(DagImportError, match="'same' is defined more than once"):
+        import_dag_file(path)
