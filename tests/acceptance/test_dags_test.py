@@ -561,6 +561,9 @@ def test_connection_password_and_sensitive_variable_are_masked(
                 print(f"password is {conn.password}")
                 print(f"api key is {Variable.get('api_key')}")
                 print(f"login is {conn.login}")
+                # written below Python, straight to the file descriptor, by another program
+                import os
+                os.system(f"echo from a subprocess {conn.password}")
 
             leak()
             BashOperator(task_id="leak_bash", bash_command="echo 'key={{ var.value.api_key }}'")
@@ -570,6 +573,7 @@ def test_connection_password_and_sensitive_variable_are_masked(
     log = cli.log("leaky", "leak").read_text()
     assert "password is ***" in log and "api key is ***" in log, log
     assert "login is u" in log
+    assert "from a subprocess ***" in log, log
     bash_log = cli.log("leaky", "leak_bash").read_text()
     assert "key=***" in bash_log, bash_log
     for text in (log, bash_log, result.stdout, result.stderr):

@@ -35,7 +35,7 @@ from slipstream.sdk.context import DagRunInfo, build_context, set_current_contex
 from slipstream.sdk.dag import DAG
 from slipstream.sdk.taskinstance import XCOM_RETURN_KEY, RuntimeTaskInstance, XComReader
 from slipstream.states import TaskInstanceState
-from slipstream.worker.logging_setup import capture_output
+from slipstream.worker.logging_setup import capture_output, pump_fds_to_log
 
 
 @dataclass
@@ -263,11 +263,11 @@ def _child_main(
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     log_fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    # fd 1 and 2 go to the log too, for whatever writes below Python (C code, children)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
     log = open(log_fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-    capture_output(log)
+    # Everything written to fd 1 and 2 — by Python, C code or programs the task starts —
+    # passes through the masking pump on its way to the log.
+    stop_pump = pump_fds_to_log(log)
+    capture_output(open(1, "w", buffering=1, encoding="utf-8", closefd=False))  # noqa: SIM115
     try:
         reader = child_init()
         outcome = execute_task(request, reader)
@@ -275,6 +275,7 @@ def _child_main(
         print(f"Task could not start:\n{traceback.format_exc()}")
         outcome = TryOutcome(TaskInstanceState.FAILED, f"{type(exc).__name__}: {exc}")
     sys.stdout.flush()
+    stop_pump()
     payload = outcome.to_json().encode()
     view = memoryview(payload)
     while view:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
+import os
 import sys
+import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 from slipstream.masking import redact
@@ -58,3 +62,37 @@ def capture_output(target: IO[str], level: int = logging.INFO) -> tuple[Any, Any
     root.addHandler(handler)
     root.setLevel(level)
     return previous
+
+
+def pump_fds_to_log(log: IO[str], drain_timeout: float = 2.0) -> Callable[[], None]:
+    """Point fd 1 and 2 at a pipe whose lines a thread masks and writes to ``log``.
+
+    Returns the function that ends it: it closes this process's write ends and waits up to
+    ``drain_timeout`` for the rest (a background program the task left behind may keep the
+    pipe open; its later output is then lost rather than the try held up).
+    """
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 1)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    stream = MaskingStream(log)
+
+    def pump() -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+        while chunk := os.read(read_fd, 65536):
+            stream.write(decoder.decode(chunk))
+        stream.write(decoder.decode(b"", final=True))
+        stream.flush()
+        os.close(read_fd)
+
+    thread = threading.Thread(target=pump, name="log-pump", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        thread.join(drain_timeout)
+
+    return stop
