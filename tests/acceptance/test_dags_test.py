@@ -382,7 +382,7 @@ def test_execution_timeout_kills_bash_and_python(sqlite_cli: Cli, engine_of: Any
         limit = {{"execution_timeout": timedelta(seconds=1)}}
         with DAG(dag_id="slow", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
             BashOperator(
-                task_id="slow_bash", bash_command="echo {marker}; sleep 30; echo {marker}", **limit
+                task_id="slow_bash", bash_command="echo start; (exec -a {marker} sleep 30); echo done", **limit
             )
 
             @task(**limit)
@@ -700,7 +700,7 @@ def test_dagrun_timeout_fails_the_run(sqlite_cli: Cli, engine_of: Any) -> None:
             start_date=datetime(2024, 1, 1),
             dagrun_timeout=timedelta(seconds=1),
         ) as dag:
-            BashOperator(task_id="long", bash_command="echo {marker}; sleep 30")
+            BashOperator(task_id="long", bash_command="exec -a {marker} sleep 30")
         """,
     )
     started = time.monotonic()
@@ -711,6 +711,62 @@ def test_dagrun_timeout_fails_the_run(sqlite_cli: Cli, engine_of: Any) -> None:
     engine = engine_of(cli)
     [run] = runs(engine, "capped")
     assert run.state == "failed"
-    assert tis(engine, "capped")["long"].state == "failed"
+    long = tis(engine, "capped")["long"]
+    assert long.state == "failed"
+    assert long.error is not None and "dagrun_timeout" in long.error
+    assert [h.state for h in history(engine, "capped", "long")] == ["failed"]
+    leftover = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
+    assert leftover.stdout.strip() == "", leftover.stdout
+
+
+def test_sigterm_stops_the_run_and_records_it(sqlite_cli: Cli, engine_of: Any) -> None:
+    cli = sqlite_cli
+    marker = f"slipstream-sigterm-{uuid.uuid4().hex[:12]}"
+    cli("db", "migrate")
+    cli.write_dag(
+        "stoppable.py",
+        f"""
+        from datetime import datetime
+        from slipstream import DAG
+        from slipstream.operators import BashOperator
+
+        with DAG(dag_id="stoppable", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+            BashOperator(task_id="long", bash_command="exec -a {marker} sleep 30") >> BashOperator(
+                task_id="after", bash_command="echo never"
+            )
+        """,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "slipstream", "dags", "test", "stoppable", DATE],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # wait until the task's program is running
+            found = subprocess.run(["pgrep", "-f", marker], capture_output=True, check=False)
+            if found.returncode == 0:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the task never started")
+        process.terminate()
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, out + err
+    assert "Traceback" not in out + err
+    assert "interrupted" in out, out
+    engine = engine_of(cli)
+    [run] = runs(engine, "stoppable")
+    assert run.state == "failed"
+    states = tis(engine, "stoppable")
+    assert states["long"].state == "failed"
+    assert states["long"].error is not None and "stopped" in states["long"].error
+    assert states["after"].state == "skipped"
     leftover = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
     assert leftover.stdout.strip() == "", leftover.stdout

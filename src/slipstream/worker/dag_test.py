@@ -9,12 +9,14 @@ functions the scheduler uses; each try runs in a forked child (see :mod:`.execut
 from __future__ import annotations
 
 import selectors
+import signal
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from cryptography.fernet import MultiFernet
@@ -196,14 +198,30 @@ class LocalDagRun:
         states: dict[str, TaskInstanceState] = {t: _S.NONE for t in self.order}
         retry_at: dict[str, datetime | None] = {}
         running: dict[int, ChildTry] = {}
+        for p in self.progress.values():
+            self.listener(p)
+        # SIGTERM ends the run like Ctrl-C does: tries stopped and recorded, run failed.
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            outcome, reason = self._loop(states, retry_at, running)
+        except KeyboardInterrupt:
+            outcome, reason = DagRunState.FAILED, "the run was interrupted"
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self._stop_children(running, states, retry_at, reason="the run was stopped")
+        self._end_run(outcome, states)
+        return RunResult(self.dag.dag_id, info.run_id, outcome, self.progress, reason)
+
+    def _loop(
+        self,
+        states: dict[str, TaskInstanceState],
+        retry_at: dict[str, datetime | None],
+        running: dict[int, ChildTry],
+    ) -> tuple[DagRunState, str | None]:
         limit = self.dag.max_active_tasks or self.config.core.max_active_tasks_per_dag
         timeout = self.dag.dagrun_timeout
         started = time.monotonic()
-        selector = selectors.DefaultSelector()
-        for p in self.progress.values():
-            self.listener(p)
-        reason: str | None = None
-        try:
+        with selectors.DefaultSelector() as selector:
             while True:
                 now = utcnow()
                 verdicts = decide_ready(
@@ -231,21 +249,20 @@ class LocalDagRun:
                     continue
                 outcome = dag_run_outcome(self.nodes, states)
                 if outcome is not None and not running:
-                    break
+                    return outcome, None
                 if (
                     not running
                     and not _retry_pending(states)
                     and all(v == Verdict.WAIT for v in verdicts.values())
                 ):
-                    reason = "no task can run: the remaining tasks wait on depends_on_past"
-                    outcome = DagRunState.FAILED
-                    break
+                    return (
+                        DagRunState.FAILED,
+                        "no task can run: the remaining tasks wait on depends_on_past",
+                    )
                 if timeout is not None and time.monotonic() - started > timeout.total_seconds():
                     reason = f"the run exceeded its dagrun_timeout of {timeout}"
-                    for child in running.values():
-                        child.kill()
-                    outcome = DagRunState.FAILED
-                    break
+                    self._stop_children(running, states, retry_at, reason=reason)
+                    return DagRunState.FAILED, reason
                 wait = self._wait_seconds(retry_at, states, running, started)
                 for key, _ in selector.select(timeout=wait):
                     child = key.data
@@ -256,13 +273,25 @@ class LocalDagRun:
                 for child in list(running.values()):
                     if child.kill_deadline is not None and time.monotonic() > child.kill_deadline:
                         child.kill()  # EOF follows; collect() reports the kill
-        finally:
-            for child in running.values():
-                child.kill()
-                child.collect()
-            selector.close()
-        self._end_run(outcome, states)
-        return RunResult(self.dag.dag_id, info.run_id, outcome, self.progress, reason)
+
+    def _stop_children(
+        self,
+        running: dict[int, ChildTry],
+        states: dict[str, TaskInstanceState],
+        retry_at: dict[str, datetime | None],
+        *,
+        reason: str,
+    ) -> None:
+        """Stop every running try and record it failed, with why, and no retry."""
+        # Signal them all first, so they wind down together within one grace period.
+        deadline = time.monotonic() + self.config.core.killed_task_cleanup_time
+        for child in running.values():
+            child.terminate()
+        for child in list(running.values()):
+            child.stop(max(0.0, deadline - time.monotonic()))
+            outcome = TryOutcome(_S.FAILED, f"killed: {reason}")
+            self._record_outcome(child.task_id, child.try_number, outcome, states, retry_at)
+        running.clear()
 
     def _wait_seconds(
         self,
@@ -434,6 +463,10 @@ class LocalDagRun:
                     states[task_id] = new
                     self._notify(task_id, state=new)
             run_queries.set_dag_run_state(session, self.dag.dag_id, self.info.run_id, outcome, now)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _retry_pending(states: dict[str, TaskInstanceState]) -> bool:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,6 +204,22 @@ class ChildTry:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+
+    def stop(self, grace: float) -> TryOutcome:
+        """Stop the try: SIGTERM first, so the task's ``on_kill`` can stop what it started in
+        process groups of its own (a bash command), then SIGKILL after ``grace`` seconds."""
+        self.terminate()
+        deadline = time.monotonic() + grace
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready and self.read():
+                return self.collect()
+        self.kill()
+        return self.collect()
 
     def collect(self) -> TryOutcome:
         """Reap the child and return its outcome (a failure when it died without one)."""
