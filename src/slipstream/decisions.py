@@ -20,8 +20,8 @@ from enum import StrEnum
 
 from slipstream.clock import ensure_utc
 from slipstream.errors import CycleError
-from slipstream.sdk.trigger_rule import TriggerRule
 from slipstream.states import FINISHED_TI_STATES, DagRunState, TaskInstanceState
+from slipstream.trigger_rule import TriggerRule
 
 __all__ = [
     "MAX_RETRY_DELAY",

@@ -22,8 +22,8 @@ from slipstream.errors import DagDefinitionError
 from slipstream.sdk.baseoperator import BaseOperator
 from slipstream.sdk.dag import DAG
 from slipstream.sdk.operators.empty import EmptyOperator
-from slipstream.sdk.trigger_rule import TriggerRule
 from slipstream.timetables import Timetable, deserialize_timetable, timezone_name
+from slipstream.trigger_rule import TriggerRule
 
 #: Bumped when the layout below changes incompatibly; readers refuse newer formats.
 FORMAT_VERSION = 1

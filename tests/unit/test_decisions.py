@@ -23,8 +23,8 @@ from slipstream.decisions import (
     topological_order,
 )
 from slipstream.errors import CycleError
-from slipstream.sdk.trigger_rule import TriggerRule as TR
 from slipstream.states import DagRunState, TaskInstanceState
+from slipstream.trigger_rule import TriggerRule as TR
 
 S = TaskInstanceState
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

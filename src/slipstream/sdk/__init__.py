@@ -8,9 +8,9 @@ from slipstream.sdk.dag import DAG, dag
 from slipstream.sdk.decorators import task
 from slipstream.sdk.operators import BashOperator, EmptyOperator, PythonOperator
 from slipstream.sdk.param import Param
-from slipstream.sdk.trigger_rule import TriggerRule
 from slipstream.sdk.variable import Variable
 from slipstream.sdk.xcom_arg import XComArg
+from slipstream.trigger_rule import TriggerRule
 
 __all__ = [
     "DAG",

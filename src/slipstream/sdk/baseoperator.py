@@ -12,7 +12,7 @@ from slipstream.sdk._defaults import apply_defaults
 from slipstream.sdk.dag import DAG, DagContext, validate_key
 from slipstream.sdk.param import ParamsDict
 from slipstream.sdk.templating import render_value
-from slipstream.sdk.trigger_rule import TriggerRule
+from slipstream.trigger_rule import TriggerRule
 
 if TYPE_CHECKING:
     from slipstream.sdk.context import Context
