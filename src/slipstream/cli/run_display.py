@@ -109,5 +109,12 @@ class RunDisplay:
     ) -> None:
         if self._live is not None:
             self._live.__exit__(exc_type, exc, tb)
-        if self.tasks:
-            table_console().print(progress_table(self.tasks, self.title))
+        if not self.tasks:
+            return
+        # On a terminal the table fits the screen, so the logs' folder gets a line of its own
+        # rather than a cut-off column.
+        table_console().print(progress_table(self.tasks, self.title, show_logs=not self.live))
+        logs = [p.log_path for p in self.tasks.values() if p.log_path is not None]
+        if self.live and logs:
+            folder = logs[0].parent.parent
+            click.echo(f"Logs: {folder}/task_id=<task>/attempt=<try>.log")
