@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import textwrap
@@ -239,6 +240,39 @@ def test_success_path_records_run_xcoms_and_logs(cli: Cli, engine_of: Any) -> No
 
 
 # --- templating -------------------------------------------------------------------------
+
+
+def test_on_a_terminal_the_run_shows_a_live_table(sqlite_cli: Cli) -> None:
+    cli = sqlite_cli
+    cli("db", "migrate")
+    cli.write_dag("chain.py", CHAIN_DAG)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "slipstream", "dags", "test", "chain", DATE],
+        env={**cli.env, "TERM": "xterm"},
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the command has finished
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(controller)
+    assert process.wait(timeout=60) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "Traceback" not in screen
+    assert "\x1b[" in screen  # drawn with terminal control codes, redrawn as states change
+    for task_id in ("hello", "split", "report"):
+        assert task_id in screen
+    assert "Logs: " in screen and "task_id=<task>/attempt=<try>.log" in screen
+    assert "succeeded" in screen
 
 
 def test_templating_ds_params_conf_variables_and_sh_file(sqlite_cli: Cli, engine_of: Any) -> None:
