@@ -89,3 +89,17 @@ def test_every_key_is_documented(tmp_path: Path) -> None:
     for row in rows:
         assert row["doc"], f"{row['key']} has no description"
         assert f"`{row['env']}`" in doc, f"{row['key']} is missing from docs/configuration.md"
+
+
+def test_cli_help_lists_every_group_with_its_own_summary() -> None:
+    """The root help is written by hand (to keep start-up light): it must match the groups."""
+    import importlib
+
+    from slipstream.cli import main as main_module
+
+    assert set(main_module._SUMMARIES) == set(main_module._GROUPS)
+    for name, module in main_module._GROUPS.items():
+        group = importlib.import_module(module).group
+        assert group.name == name
+        first_words = main_module._SUMMARIES[name].split()[:2]
+        assert (group.help or "").split()[:2] == first_words, name

@@ -37,7 +37,7 @@ def _dag_row(dag: Dag, include_active: bool) -> dict[str, Any]:
 
 @click.group(name="dags")
 def group() -> None:
-    """List DAGs, parse DAG files, show import errors and upcoming runs."""
+    """List DAGs, parse DAG files, show import errors and upcoming runs; test a DAG."""
 
 
 @group.command(name="list")

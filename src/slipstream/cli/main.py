@@ -24,11 +24,26 @@ _GROUPS = {
     "tasks": "slipstream.cli.tasks",
     "variables": "slipstream.cli.variables",
 }
+# What ``slipstream --help`` lists, so that listing loads none of the groups.
+_SUMMARIES = {
+    "config": "Show the configuration (file, environment and defaults).",
+    "connections": "Manage connections (passwords and extras are encrypted at rest).",
+    "dags": "List DAGs, parse DAG files, show import errors and upcoming runs; test a DAG.",
+    "db": "Create, check and reset the metadata database.",
+    "pools": "Manage pools: named limits on how many tasks run at once.",
+    "tasks": "Inspect and run tasks.",
+    "variables": "Manage variables (values are encrypted at rest).",
+}
 
 
 class _Root(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*_GROUPS, *self.commands])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _SUMMARIES[name]) for name in sorted(_GROUPS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in _GROUPS:
