@@ -265,3 +265,22 @@ def test_parse_helpers(sqlite_env: Env) -> None:
     )
     with pytest.raises(InvalidInputError, match="not an ISO date"):
         testing.parse_logical_date("05/03/2024", dag)
+
+
+def test_a_dag_in_a_broken_file_is_reported_with_the_files_error(sqlite_env: Env) -> None:
+    folder = sqlite_env.config.dags_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "nightly.py").write_text(
+        "from datetime import datetime\n"
+        "from slipstream import DAG\n"
+        "with DAG('nightly_load', schedule='61 * * * *', start_date=datetime(2024, 1, 1)):\n"
+        "    pass\n"
+    )
+    with pytest.raises(SlipstreamError) as caught:
+        testing.load_dag(sqlite_env.config, sqlite_env.engine, "nightly_load")
+    message = str(caught.value)
+    assert "DAG 'nightly_load' cannot be loaded" in message
+    assert "nightly.py failed to import" in message
+    assert "invalid schedule '61 * * * *'" in message
+    with pytest.raises(SlipstreamError, match="'elsewhere' not found .* failed to import"):
+        testing.load_dag(sqlite_env.config, sqlite_env.engine, "elsewhere")

@@ -97,14 +97,30 @@ def _fileloc(factory: Any, dag_id: str) -> str | None:
 def _not_found(factory: Any, dag_id: str, config: Config) -> DagNotFound:
     with transaction(factory) as session:
         known = list(session.scalars(select(DagRow.dag_id).where(DagRow.is_active)))
-        errors = session.scalar(select(ImportError_.id).limit(1))
+        errors = list(session.execute(select(ImportError_.filename, ImportError_.message)))
+    # The DAG most likely lives in a broken file that names it: say which and why.
+    for filename, reason in errors:
+        if _mentions(Path(filename), dag_id):
+            return DagNotFound(
+                f"DAG {dag_id!r} cannot be loaded: {filename} failed to import: {reason}"
+            )
     message = f"DAG {dag_id!r} not found in {config.dags_folder}"
     close = difflib.get_close_matches(dag_id, known, n=3)
     if close:
         message += f" (did you mean {', '.join(repr(c) for c in close)}?)"
-    if errors is not None:
+    if errors:
         message += "; some DAG files failed to import: see `slipstream dags list-import-errors`"
     return DagNotFound(message)
+
+
+def _mentions(path: Path, dag_id: str) -> bool:
+    if path.stem == dag_id:
+        return True
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return False
+    return f"'{dag_id}'" in text or f'"{dag_id}"' in text
 
 
 def test_dag(
