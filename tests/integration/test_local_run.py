@@ -282,5 +282,5 @@ def test_a_dag_in_a_broken_file_is_reported_with_the_files_error(sqlite_env: Env
     assert "DAG 'nightly_load' cannot be loaded" in message
     assert "nightly.py failed to import" in message
     assert "invalid schedule '61 * * * *'" in message
-    with pytest.raises(SlipstreamError, match="'elsewhere' not found .* failed to import"):
+    with pytest.raises(SlipstreamError, match=r"'elsewhere' not found .* failed to import"):
         testing.load_dag(sqlite_env.config, sqlite_env.engine, "elsewhere")
