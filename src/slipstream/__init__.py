@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         DAG,
         Connection,
         Param,
+        TaskGroup,
         TriggerRule,
         Variable,
         XComArg,
@@ -26,12 +27,14 @@ if TYPE_CHECKING:
         dag,
         get_current_context,
         task,
+        task_group,
     )
 
 __all__ = [
     "DAG",
     "Connection",
     "Param",
+    "TaskGroup",
     "TriggerRule",
     "Variable",
     "XComArg",
@@ -40,6 +43,7 @@ __all__ = [
     "dag",
     "get_current_context",
     "task",
+    "task_group",
 ]
 __version__ = "0.1.0"
 

@@ -13,13 +13,13 @@ import hashlib
 import heapq
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from slipstream.clock import ensure_utc
-from slipstream.errors import CycleError
+from slipstream.errors import BranchError, CycleError
 from slipstream.states import FINISHED_TI_STATES, DagRunState, TaskInstanceState
 from slipstream.trigger_rule import TriggerRule
 
@@ -27,11 +27,14 @@ __all__ = [
     "MAX_RETRY_DELAY",
     "TaskNode",
     "Verdict",
+    "branch_skips",
     "dag_run_outcome",
     "decide_ready",
+    "descendants",
     "evaluate_trigger_rule",
     "execution_deadline",
     "next_retry_at",
+    "short_circuit_skips",
     "should_retry",
     "topological_order",
 ]
@@ -195,6 +198,73 @@ def decide_ready(
             verdict = Verdict.WAIT
         verdicts[task_id] = verdict
     return verdicts
+
+
+def descendants(downstream: Mapping[str, Collection[str]], task_id: str) -> set[str]:
+    """Every task downstream of ``task_id``, directly or not (``task_id`` itself excluded).
+
+    ``downstream`` maps each task to the ids of its direct downstream tasks.
+    """
+    found: set[str] = set()
+    stack = list(downstream.get(task_id, ()))
+    while stack:
+        current = stack.pop()
+        if current not in found:
+            found.add(current)
+            stack.extend(downstream.get(current, ()))
+    return found
+
+
+def branch_skips(
+    task_id: str, downstream: Mapping[str, Collection[str]], chosen: Iterable[str]
+) -> set[str]:
+    """The tasks that branch task ``task_id`` skips when it chooses ``chosen`` (maybe none).
+
+    ``downstream`` maps every task of the DAG to its direct downstream task ids. The
+    branch's direct downstream tasks that were not chosen are skipped; what lies beyond
+    them is left to trigger rules. As in Airflow, a direct downstream task that is also
+    downstream of a chosen one is not skipped: with ``branch >> [a, join]`` and
+    ``a >> join``, choosing ``a`` lets ``join`` run after it. A chosen id that is not a
+    direct downstream task raises BranchError (Airflow accepts any task of the DAG there,
+    which silently skips every path; see docs/architecture.md).
+    """
+    direct = set(downstream.get(task_id, ()))
+    picked = set(chosen)
+    options = f"its direct downstream tasks are {_quoted(direct) or 'none'}"
+    missing = picked - downstream.keys()
+    if missing:
+        raise BranchError(
+            f"branch task {task_id!r} chose {_quoted(missing)}, not a task of the DAG; {options}"
+        )
+    indirect = picked - direct
+    if indirect:
+        raise BranchError(
+            f"branch task {task_id!r} chose {_quoted(indirect)}, not directly downstream of "
+            f"it; {options}"
+        )
+    followed = set().union(*(descendants(downstream, t) for t in picked))
+    return direct - picked - followed
+
+
+def short_circuit_skips(
+    task_id: str,
+    downstream: Mapping[str, Collection[str]],
+    *,
+    ignore_downstream_trigger_rules: bool,
+) -> set[str]:
+    """The tasks a short-circuit task skips when its condition is falsy.
+
+    Every task downstream of it by default (trigger rules ignored, as in Airflow); only
+    the direct downstream tasks when ``ignore_downstream_trigger_rules`` is False, so the
+    trigger rules of the tasks beyond them decide (``all_done`` still runs, for example).
+    """
+    if ignore_downstream_trigger_rules:
+        return descendants(downstream, task_id)
+    return set(downstream.get(task_id, ()))
+
+
+def _quoted(task_ids: Iterable[str]) -> str:
+    return ", ".join(repr(t) for t in sorted(task_ids))
 
 
 def should_retry(*, try_number: int, max_tries: int) -> bool:

@@ -37,6 +37,10 @@ class XComError(SlipstreamError):
     """A value could not be stored as an XCom (for instance, it is not JSON-serializable)."""
 
 
+class BranchError(SlipstreamError):
+    """A branch task chose task ids it cannot follow (not its direct downstream tasks)."""
+
+
 # --- signals a task raises to steer its own outcome ---------------------------------
 
 
@@ -50,6 +54,11 @@ class SlipstreamSkipException(TaskControlSignal):
 
 class SlipstreamFailException(TaskControlSignal):
     """Raise inside a task to fail it at once, with no retry (Airflow: ``AirflowFailException``)."""
+
+
+class SensorTimeout(SlipstreamFailException):
+    """A sensor waited past its ``timeout``. Like Airflow's ``AirflowSensorTimeout`` it fails
+    the task with no retry: another try would only wait for the same thing again."""
 
 
 class TaskTimeoutError(SlipstreamError):

@@ -57,8 +57,28 @@ def serialize_dag(dag: DAG) -> dict[str, Any]:
         "has_on_success_callback": dag.on_success_callback is not None,
         "has_on_failure_callback": dag.on_failure_callback is not None,
         "tasks": tasks,
+        "task_groups": _serialize_task_groups(dag),
     }
     return data
+
+
+def _serialize_task_groups(dag: DAG) -> list[dict[str, Any]]:
+    """Every TaskGroup (the root excluded), sorted by id: enough for a UI to draw and fold
+    groups without the DAG file. A top-level group's ``parent_group_id`` is None."""
+    return [
+        {
+            "group_id": group_id,
+            "label": group.label,
+            "parent_group_id": group.parent_group.group_id if group.parent_group else None,
+            "prefix_group_id": group.prefix_group_id,
+            # task ids and group ids; the two never collide within a DAG
+            "children": sorted(group.children),
+            "tooltip": group.tooltip,
+            "ui_color": group.ui_color,
+            "ui_fgcolor": group.ui_fgcolor,
+        }
+        for group_id, group in sorted(dag.task_group_dict.items())
+    ]
 
 
 def _serialize_task(task: BaseOperator, weight_total: int) -> dict[str, Any]:
@@ -98,6 +118,7 @@ def _serialize_task(task: BaseOperator, weight_total: int) -> dict[str, Any]:
         "ui_fgcolor": task.ui_fgcolor,
         "owner": task.owner,
         "is_empty": isinstance(task, EmptyOperator),
+        "task_group": task.task_group.group_id if task.task_group is not None else None,
     }
 
 
@@ -213,6 +234,8 @@ class SerializedTask:
     ui_color: str
     owner: str
     is_empty: bool
+    #: the full id of the TaskGroup holding the task; None at the top level
+    task_group: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SerializedTask:
@@ -242,6 +265,8 @@ class SerializedTask:
             ui_color=data["ui_color"],
             owner=data["owner"],
             is_empty=data["is_empty"],
+            # absent from DAGs serialized before TaskGroups existed
+            task_group=data.get("task_group"),
         )
 
     def node(self) -> TaskNode:
@@ -251,6 +276,34 @@ class SerializedTask:
             self.trigger_rule,
             self.depends_on_past,
             self.wait_for_downstream,
+        )
+
+
+@dataclass(frozen=True)
+class SerializedTaskGroup:
+    """One TaskGroup as the UI sees it: ids and looks, no behaviour (groups only shape
+    authoring; their dependencies are already task-to-task edges)."""
+
+    group_id: str
+    label: str
+    parent_group_id: str | None
+    prefix_group_id: bool
+    children: tuple[str, ...]
+    tooltip: str
+    ui_color: str
+    ui_fgcolor: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SerializedTaskGroup:
+        return cls(
+            group_id=data["group_id"],
+            label=data["label"],
+            parent_group_id=data["parent_group_id"],
+            prefix_group_id=data["prefix_group_id"],
+            children=tuple(data["children"]),
+            tooltip=data["tooltip"],
+            ui_color=data["ui_color"],
+            ui_fgcolor=data["ui_fgcolor"],
         )
 
 
@@ -284,6 +337,9 @@ class SerializedDag:
         self.is_paused_upon_creation: bool | None = data["is_paused_upon_creation"]
         self.task_dict: dict[str, SerializedTask] = {
             t["task_id"]: SerializedTask.from_dict(t) for t in data["tasks"]
+        }
+        self.task_groups: dict[str, SerializedTaskGroup] = {
+            g["group_id"]: SerializedTaskGroup.from_dict(g) for g in data.get("task_groups", ())
         }
 
     @classmethod
@@ -321,6 +377,18 @@ class SerializedDag:
 
     def param_defaults(self) -> dict[str, Any]:
         return {name: p["default"] for name, p in self.params.items()}
+
+    def group_task_ids(self, group_id: str) -> set[str]:
+        """Every task in the group ``group_id``, those of its nested groups included."""
+        found: set[str] = set()
+        stack = [group_id]
+        while stack:
+            for child in self.task_groups[stack.pop()].children:
+                if child in self.task_groups:
+                    stack.append(child)
+                else:
+                    found.add(child)
+        return found
 
     def descendants(self, task_ids: Iterable[str]) -> set[str]:
         """Every task downstream of ``task_ids`` (for "clear with downstream")."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from slipstream import DAG, Param, TriggerRule, dag, task
+from slipstream import DAG, Param, TaskGroup, TriggerRule, dag, task, task_group
 from slipstream.operators import BashOperator, EmptyOperator, PythonOperator
 from slipstream.serialization import SerializedDag, dag_hash, serialize_dag
 
@@ -101,3 +101,90 @@ def test_taskflow_dag_serializes() -> None:
     assert data["tasks"][0]["multiple_outputs"] is True
     assert view.params["x"]["default"] == 1
     assert not view.timetable.can_be_scheduled
+
+
+def _grouped(tooltip: str = "inner work") -> DAG:
+    with DAG("grouped", schedule=None, start_date=datetime(2024, 1, 1)) as d:
+        start = EmptyOperator(task_id="start")
+        with TaskGroup("outer", ui_color="#abcdef") as outer:
+            EmptyOperator(task_id="a")
+            with TaskGroup("inner", tooltip=tooltip):
+                EmptyOperator(task_id="b") >> EmptyOperator(task_id="c")
+        start >> outer
+    return d
+
+
+def test_task_groups_are_serialized_as_a_tree() -> None:
+    data = serialize_dag(_grouped())
+    assert json.loads(json.dumps(data)) == data
+    tasks = {t["task_id"]: t for t in data["tasks"]}
+    assert tasks["start"]["task_group"] is None
+    assert tasks["outer.a"]["task_group"] == "outer"
+    assert tasks["outer.inner.b"]["task_group"] == "outer.inner"
+    assert tasks["outer.inner.b"]["upstream_task_ids"] == ["start"]
+    assert data["task_groups"] == [
+        {
+            "group_id": "outer",
+            "label": "outer",
+            "parent_group_id": None,
+            "prefix_group_id": True,
+            "children": ["outer.a", "outer.inner"],
+            "tooltip": "",
+            "ui_color": "#abcdef",
+            "ui_fgcolor": "#000",
+        },
+        {
+            "group_id": "outer.inner",
+            "label": "inner",
+            "parent_group_id": "outer",
+            "prefix_group_id": True,
+            "children": ["outer.inner.b", "outer.inner.c"],
+            "tooltip": "inner work",
+            "ui_color": "CornflowerBlue",
+            "ui_fgcolor": "#000",
+        },
+    ]
+
+
+def test_task_groups_round_trip_into_the_read_only_view() -> None:
+    view = SerializedDag.from_dict(json.loads(json.dumps(serialize_dag(_grouped()))))
+    assert sorted(view.task_groups) == ["outer", "outer.inner"]
+    inner = view.task_groups["outer.inner"]
+    assert inner.parent_group_id == "outer" and inner.label == "inner"
+    assert inner.children == ("outer.inner.b", "outer.inner.c")
+    assert view.task_dict["outer.inner.c"].task_group == "outer.inner"
+    assert view.task_dict["start"].task_group is None
+    assert view.group_task_ids("outer") == {"outer.a", "outer.inner.b", "outer.inner.c"}
+    assert view.group_task_ids("outer.inner") == {"outer.inner.b", "outer.inner.c"}
+
+
+def test_hash_with_groups_is_stable_and_follows_group_looks() -> None:
+    first = dag_hash(serialize_dag(_grouped()))
+    assert first == dag_hash(serialize_dag(_grouped()))
+    assert first != dag_hash(serialize_dag(_grouped(tooltip="changed")))
+
+
+def test_dag_serialized_before_task_groups_still_reads() -> None:
+    data = serialize_dag(_build())
+    assert data["task_groups"] == []
+    del data["task_groups"]
+    for t in data["tasks"]:
+        del t["task_group"]
+    view = SerializedDag.from_dict(data)
+    assert view.task_groups == {} and view.task_dict["a"].task_group is None
+
+
+def test_task_group_decorator_dag_serializes() -> None:
+    @task_group
+    def section() -> None:
+        """Docstring tooltip."""
+        EmptyOperator(task_id="t")
+
+    @dag(schedule=None, start_date=datetime(2024, 1, 1))
+    def flow() -> None:
+        section() >> section()
+
+    view = SerializedDag.from_dict(serialize_dag(flow()))
+    assert view.task_dict["section__1.t"].upstream_task_ids == frozenset({"section.t"})
+    assert view.task_groups["section"].tooltip == "Docstring tooltip."
+    assert view.task_groups["section__1"].children == ("section__1.t",)

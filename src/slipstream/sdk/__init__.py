@@ -8,6 +8,8 @@ from slipstream.sdk.dag import DAG, dag
 from slipstream.sdk.decorators import task
 from slipstream.sdk.operators import BashOperator, EmptyOperator, PythonOperator
 from slipstream.sdk.param import Param
+from slipstream.sdk.sensors import BaseSensorOperator, PokeReturnValue
+from slipstream.sdk.task_group import TaskGroup, task_group
 from slipstream.sdk.variable import Variable
 from slipstream.sdk.xcom_arg import XComArg
 from slipstream.trigger_rule import TriggerRule
@@ -15,14 +17,17 @@ from slipstream.trigger_rule import TriggerRule
 __all__ = [
     "DAG",
     "BaseOperator",
+    "BaseSensorOperator",
     "BashOperator",
     "Connection",
     "Context",
     "EmptyOperator",
     "Param",
+    "PokeReturnValue",
     "PythonOperator",
     "SlipstreamFailException",
     "SlipstreamSkipException",
+    "TaskGroup",
     "TriggerRule",
     "Variable",
     "XComArg",
@@ -31,4 +36,5 @@ __all__ = [
     "dag",
     "get_current_context",
     "task",
+    "task_group",
 ]

@@ -12,7 +12,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from slipstream.sdk.dag import DagContext
+from slipstream.sdk.task_group import resolve_group
+
 F = TypeVar("F", bound=Callable[..., None])
+
+# where a task goes is never a default: a group's default_args cannot move its tasks
+_PLACEMENT = ("task_id", "dag", "task_group")
 
 
 def _param_names(init: Callable[..., None]) -> frozenset[str]:
@@ -30,7 +36,7 @@ def apply_defaults(init: F) -> F:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         defaults = _merged_defaults(kwargs)
         for name in names:
-            if name not in kwargs and name in defaults and name not in ("task_id", "dag"):
+            if name not in kwargs and name in defaults and name not in _PLACEMENT:
                 kwargs[name] = defaults[name]
         init(self, *args, **kwargs)
 
@@ -39,10 +45,12 @@ def apply_defaults(init: F) -> F:
 
 
 def _merged_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
-    from slipstream.sdk.dag import DagContext
-
-    dag = kwargs.get("dag") or DagContext.current()
+    """The DAG's default_args, then its TaskGroups' (outermost first), then the task's own."""
+    dag, group = resolve_group(kwargs.get("dag") or DagContext.current(), kwargs.get("task_group"))
     merged: dict[str, Any] = dict(dag.default_args) if dag is not None else {}
+    if group is not None:
+        # a group's default_args already hold its parents'
+        merged.update(group.default_args)
     own = kwargs.get("default_args")
     if own:
         merged.update(own)

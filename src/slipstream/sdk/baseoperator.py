@@ -11,11 +11,13 @@ from slipstream.errors import DagDefinitionError
 from slipstream.sdk._defaults import apply_defaults
 from slipstream.sdk.dag import DAG, DagContext, validate_key
 from slipstream.sdk.param import ParamsDict
+from slipstream.sdk.task_group import resolve_group
 from slipstream.sdk.templating import render_value
 from slipstream.trigger_rule import TriggerRule
 
 if TYPE_CHECKING:
     from slipstream.sdk.context import Context
+    from slipstream.sdk.task_group import TaskGroup
     from slipstream.sdk.xcom_arg import XComArg
 
 DependencyTarget = "BaseOperator | XComArg | Sequence[BaseOperator | XComArg]"
@@ -73,9 +75,15 @@ class BaseOperator:
         on_retry_callback: Callable[..., Any] | None = None,
         on_execute_callback: Callable[..., Any] | None = None,
         dag: DAG | None = None,
+        task_group: TaskGroup | None = None,
         **kwargs: Any,
     ) -> None:
-        self.task_id = validate_key("task_id", task_id)
+        validate_key("task_id", task_id)
+        dag, self.task_group = resolve_group(dag or DagContext.current(), task_group)
+        # inside a TaskGroup the id carries the group's: ``extract.clean``, as in Airflow
+        if self.task_group is not None:
+            task_id = validate_key("task_id", self.task_group.child_id(task_id))
+        self.task_id = task_id
         if kwargs:
             names = ", ".join(sorted(kwargs))
             raise DagDefinitionError(
@@ -133,7 +141,6 @@ class BaseOperator:
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()
         self._dag: DAG | None = None
-        dag = dag or DagContext.current()
         if dag is not None:
             self.dag = dag
 
@@ -157,6 +164,10 @@ class BaseOperator:
             )
         dag.add_task(self)
         self._dag = dag
+        # a task that joins its DAG late (through a dependency) joins the DAG's root group
+        if self.task_group is None:
+            self.task_group = dag.task_group
+        self.task_group.add(self)
         # task params extend the DAG's: a task-level value wins
         merged = ParamsDict()
         merged.update(dag.params)
@@ -196,7 +207,7 @@ class BaseOperator:
             _link(self, task)
 
     def set_upstream(self, other: Any) -> None:
-        for task in _operators(other):
+        for task in _operators(other, upstream=True):
             _link(task, self)
 
     def __rshift__(self, other: Any) -> Any:
@@ -254,7 +265,9 @@ class BaseOperator:
         """Called when the task is being stopped (timeout or kill): release what it holds."""
 
 
-def _operators(other: Any) -> list[BaseOperator]:
+def _operators(other: Any, *, upstream: bool = False) -> list[BaseOperator]:
+    """The tasks ``other`` stands for in a dependency: for a TaskGroup, its leaves when it is
+    the ``upstream`` side and its roots when it is the downstream side."""
     from slipstream.sdk.xcom_arg import XComArg
 
     items = other if isinstance(other, list | tuple | set) else [other]
@@ -264,6 +277,8 @@ def _operators(other: Any) -> list[BaseOperator]:
             result.append(item)
         elif isinstance(item, XComArg):
             result.append(item.operator)
+        elif upstream and hasattr(item, "leaves_for_dependency"):
+            result.extend(item.leaves_for_dependency())
         elif hasattr(item, "roots_for_dependency"):
             result.extend(item.roots_for_dependency())
         else:
@@ -326,17 +341,15 @@ def chain(*tasks: Any) -> None:
                     f"chain() got lists of different lengths ({len(up)} and {len(down)})"
                 )
             for u, d in zip(up, down, strict=True):
-                _operators(u)[0].set_downstream(d)
-        elif isinstance(up, list | tuple):
-            for u in up:
-                _operators(u)[0].set_downstream(down)
+                for op in _operators(u, upstream=True):
+                    op.set_downstream(d)
         else:
-            for op in _operators(up):
+            for op in _operators(up, upstream=True):
                 op.set_downstream(down)
 
 
 def cross_downstream(from_tasks: Sequence[Any], to_tasks: Sequence[Any]) -> None:
     """Every task of ``from_tasks`` upstream of every task of ``to_tasks``."""
     for task in from_tasks:
-        for op in _operators(task):
+        for op in _operators(task, upstream=True):
             op.set_downstream(list(to_tasks))

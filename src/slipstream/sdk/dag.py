@@ -21,6 +21,7 @@ from slipstream.timetables import Timetable, parse_timezone, timetable_from_sche
 
 if TYPE_CHECKING:
     from slipstream.sdk.baseoperator import BaseOperator
+    from slipstream.sdk.task_group import TaskGroup
 
 KEY_RE = re.compile(r"^[\w.-]+$")
 MAX_ID_LENGTH = 250
@@ -164,6 +165,11 @@ class DAG:
         # The file that defined the DAG: where template files are searched first.
         self.fileloc: str = _caller_file()
         self._jinja_env: jinja2.Environment | None = None
+        # task_group imports this module: importing it at the top would be a cycle
+        from slipstream.sdk.task_group import TaskGroup
+
+        #: the root group: the tasks and groups created outside any ``with TaskGroup``
+        self.task_group: TaskGroup = TaskGroup.create_root(self)
 
     def __repr__(self) -> str:
         return f"<DAG: {self.dag_id}>"
@@ -188,6 +194,11 @@ class DAG:
         return list(self.task_dict)
 
     @property
+    def task_group_dict(self) -> dict[str, TaskGroup]:
+        """Every TaskGroup of the DAG, by full group_id (the root group excluded)."""
+        return self.task_group.get_task_group_dict()
+
+    @property
     def owner(self) -> str:
         return ", ".join(sorted({t.owner for t in self.tasks})) or "slipstream"
 
@@ -209,6 +220,11 @@ class DAG:
         if existing is not None:
             raise DuplicateTaskIdError(
                 f"DAG {self.dag_id!r} already has a task with task_id {task.task_id!r}"
+            )
+        if task.task_id in self.task_group.used_group_ids:
+            raise DuplicateTaskIdError(
+                f"DAG {self.dag_id!r} already has a TaskGroup with group_id {task.task_id!r}; "
+                f"task {task.task_id!r} cannot share it"
             )
         self.task_dict[task.task_id] = task
 

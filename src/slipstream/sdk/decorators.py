@@ -14,9 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from slipstream.errors import DagDefinitionError, XComError
+from slipstream.sdk.baseoperator import BaseOperator
 from slipstream.sdk.context import Context
 from slipstream.sdk.dag import DagContext
+from slipstream.sdk.operators.bash import BashOperator
+from slipstream.sdk.operators.branch import BaseBranchOperator, ShortCircuitOperator
 from slipstream.sdk.operators.python import PythonOperator, determine_kwargs
+from slipstream.sdk.sensors.python import DecoratedSensorOperator
+from slipstream.sdk.task_group import TaskGroup, resolve_group
+from slipstream.sdk.templating import render_value
 from slipstream.sdk.xcom_arg import XComArg, find_xcom_args
 
 
@@ -35,6 +41,7 @@ class DecoratedPythonOperator(PythonOperator):
             self.set_upstream(arg.operator)
 
     def execute(self, context: Context) -> Any:
+        context["templates_dict"] = self.templates_dict
         kwargs = determine_kwargs(self.python_callable, self.op_args, self.op_kwargs, context)
         result = self.python_callable(*self.op_args, **kwargs)
         if self.multiple_outputs:
@@ -53,6 +60,59 @@ class DecoratedPythonOperator(PythonOperator):
         return result
 
 
+class DecoratedBranchOperator(DecoratedPythonOperator, BaseBranchOperator):
+    """``@task.branch``: the function returns the task id(s) to follow, or None."""
+
+    custom_operator_name = "@task.branch"
+
+    def execute(self, context: Context) -> Any:
+        return self.do_branch(context, super().execute(context))
+
+
+class DecoratedShortCircuitOperator(DecoratedPythonOperator, ShortCircuitOperator):
+    """``@task.short_circuit``: a falsy return value skips what lies downstream."""
+
+    custom_operator_name = "@task.short_circuit"
+
+    def execute(self, context: Context) -> Any:
+        return self.short_circuit(context, super().execute(context))
+
+
+class DecoratedBashOperator(DecoratedPythonOperator, BashOperator):
+    """``@task.bash``: the function returns a bash command, which is rendered as a template
+    and run as a BashOperator runs it (Airflow 2.9+); its last output line is the XCom."""
+
+    custom_operator_name = "@task.bash"
+    # bash_command is rendered once the function has returned it, not before. (The ignore:
+    # the bases' template_fields are tuples of three, a length mypy holds them to.)
+    template_fields = ("op_args", "op_kwargs", "env", "cwd")  # type: ignore[assignment]
+    template_fields_renderers = {"op_args": "py", "op_kwargs": "py", "env": "json"}
+    ui_color = BashOperator.ui_color
+
+    def __init__(self, *, python_callable: Callable[..., Any], **kwargs: Any) -> None:
+        # The XCom is one line of output: there are no keys to split (Airflow ignores it too).
+        kwargs["multiple_outputs"] = False
+        kwargs.setdefault("bash_command", "")
+        super().__init__(python_callable=python_callable, **kwargs)
+
+    def execute(self, context: Context) -> Any:
+        kwargs = determine_kwargs(self.python_callable, self.op_args, self.op_kwargs, context)
+        command = self.python_callable(*self.op_args, **kwargs)
+        if not isinstance(command, str) or not command.strip():
+            raise TypeError(
+                f"@task.bash {self.task_id!r} must return the bash command as a non-empty "
+                f"string, not {command!r}"
+            )
+        self.bash_command = render_value(
+            command,
+            context,
+            self.dag.get_template_env(),
+            tuple(self.template_ext),
+            f"{self.task_id}.bash_command",
+        )
+        return BashOperator.execute(self, context)
+
+
 def _infers_multiple_outputs(func: Callable[..., Any]) -> bool:
     try:
         hints = typing.get_type_hints(func)
@@ -67,7 +127,7 @@ class TaskDecorator:
     """What ``@task`` returns: call it to add a task; ``.override()`` changes its arguments."""
 
     def __init__(
-        self, func: Callable[..., Any], operator_class: type[PythonOperator], kwargs: dict[str, Any]
+        self, func: Callable[..., Any], operator_class: type[BaseOperator], kwargs: dict[str, Any]
     ) -> None:
         self.function = func
         self.operator_class = operator_class
@@ -84,9 +144,11 @@ class TaskDecorator:
             raise DagDefinitionError(f"@task {self.function.__name__}: {exc}") from None
         options = dict(self.kwargs)
         task_id = options.pop("task_id", None) or self.function.__name__
-        dag = options.get("dag") or DagContext.current()
+        dag, group = resolve_group(
+            options.get("dag") or DagContext.current(), options.get("task_group")
+        )
         if dag is not None:
-            task_id = _unique_task_id(task_id, dag.task_ids)
+            task_id = _unique_task_id(task_id, dag.task_ids, group)
         if "multiple_outputs" not in options:
             options["multiple_outputs"] = _infers_multiple_outputs(self.function)
         if "doc_md" not in options and self.function.__doc__:
@@ -101,12 +163,20 @@ class TaskDecorator:
         return XComArg(operator)
 
 
-def _unique_task_id(task_id: str, existing: Sequence[str]) -> str:
-    """Calling one ``@task`` twice in a DAG gives ``name``, ``name__1``, ``name__2``..."""
-    if task_id not in existing:
+def _unique_task_id(task_id: str, existing: Sequence[str], group: TaskGroup | None = None) -> str:
+    """Calling one ``@task`` twice in a DAG gives ``name``, ``name__1``, ``name__2``...
+
+    In a TaskGroup the prefixed id (``group.name``) must be free, but the label is returned:
+    the operator adds the group's prefix itself.
+    """
+
+    def full(label: str) -> str:
+        return group.child_id(label) if group is not None else label
+
+    if full(task_id) not in existing:
         return task_id
     n = 1
-    while f"{task_id}__{n}" in existing:
+    while full(f"{task_id}__{n}") in existing:
         n += 1
     return f"{task_id}__{n}"
 
@@ -124,6 +194,46 @@ class _TaskNamespace:
         return wrap(python_callable) if python_callable is not None else wrap
 
     python = __call__
+
+    def sensor(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        """``@task.sensor(poke_interval=..., timeout=..., mode=...)``: the function is the
+        sensor's poke; it returns a bool or a ``PokeReturnValue``."""
+
+        def wrap(func: Callable[..., Any]) -> TaskDecorator:
+            return TaskDecorator(func, DecoratedSensorOperator, kwargs)
+
+        return wrap(python_callable) if python_callable is not None else wrap
+
+    def branch(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        """``@task.branch``: the function returns the task id(s) to follow; the direct
+        downstream tasks it does not name are skipped."""
+        return _decorate(DecoratedBranchOperator, python_callable, kwargs)
+
+    def short_circuit(
+        self, python_callable: Callable[..., Any] | None = None, **kwargs: Any
+    ) -> Any:
+        """``@task.short_circuit(ignore_downstream_trigger_rules=True)``: a falsy return
+        value skips what lies downstream."""
+        return _decorate(DecoratedShortCircuitOperator, python_callable, kwargs)
+
+    def bash(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        """``@task.bash``: the function returns the bash command to run."""
+        return _decorate(DecoratedBashOperator, python_callable, kwargs)
+
+
+def _decorate(
+    operator_class: type[BaseOperator],
+    python_callable: Callable[..., Any] | None,
+    kwargs: dict[str, Any],
+) -> Any:
+    """``@task.x`` and ``@task.x(...)`` alike: a TaskDecorator, or a function that makes one."""
+    if python_callable is not None and not callable(python_callable):
+        raise DagDefinitionError("@task takes keyword arguments only, e.g. @task(retries=2)")
+
+    def wrap(func: Callable[..., Any]) -> TaskDecorator:
+        return TaskDecorator(func, operator_class, kwargs)
+
+    return wrap(python_callable) if python_callable is not None else wrap
 
 
 task = _TaskNamespace()

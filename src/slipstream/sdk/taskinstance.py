@@ -1,7 +1,8 @@
 """The task instance a running task sees (``ti`` in the context): identity, try and XComs.
 
 It is a plain object handed to the task by whoever runs it. XComs pushed during the try are
-kept here and written by the runner together with the try's final state, in one transaction.
+kept here and written by the runner together with the try's final state, in one transaction;
+so are the tasks a branch or short-circuit task asks to skip (``skip_task_ids``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class RuntimeTaskInstance:
     xcom_reader: XComReader | None = None
     #: key -> JSON text of every XCom pushed during this try
     pushed: dict[str, str] = field(default_factory=dict)
+    #: tasks of this run to mark skipped if this try succeeds (set by branch and
+    #: short-circuit operators; the runner applies them with the try's end)
+    skip_task_ids: list[str] = field(default_factory=list)
     state: str = "running"
 
     @property

@@ -69,6 +69,21 @@ def set_state(
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+def skip_unstarted(
+    session: Session, dag_id: str, run_id: str, task_ids: Collection[str], *, now: datetime
+) -> list[str]:
+    """Mark skipped those of ``task_ids`` still in state none (a branch or short circuit
+    chose against them); returns the ones it changed. A task that has started, or was
+    decided otherwise meanwhile, keeps its state."""
+    none, skipped = TaskInstanceState.NONE, TaskInstanceState.SKIPPED
+    changed = []
+    for task_id in sorted(task_ids):
+        key = TIKey(dag_id, run_id, task_id)
+        if set_state(session, key, expected={none}, new=skipped, now=now, end_date=now):
+            changed.append(task_id)
+    return changed
+
+
 def start_try(
     session: Session,
     key: TIKey,

@@ -432,8 +432,9 @@ class LocalDagRun:
                 max_retry_delay=task.max_retry_delay,
                 key=f"{self.dag.dag_id}.{task_id}.{self.info.run_id}",
             )
+        skipped: list[str] = []
         with transaction(self.factory) as session:
-            ti_queries.finish_try(
+            owned = ti_queries.finish_try(
                 session,
                 self._key(task_id),
                 try_number=try_number,
@@ -443,11 +444,20 @@ class LocalDagRun:
                 xcoms=outcome.xcoms,
                 next_retry_at=due,
             )
+            # A branch's or short circuit's skips are part of its try's end: written in the
+            # same transaction, and only if the try still owned its row.
+            if owned and outcome.skip_task_ids:
+                skipped = ti_queries.skip_unstarted(
+                    session, self.dag.dag_id, self.info.run_id, outcome.skip_task_ids, now=now
+                )
         states[task_id] = outcome.state
         retry_at[task_id] = due
         progress = self.progress[task_id]
         duration = time.monotonic() - progress.started if progress.started else None
         self._notify(task_id, state=outcome.state, duration=duration, error=outcome.error)
+        for skipped_id in sorted(skipped, key=self.order.index):
+            states[skipped_id] = _S.SKIPPED
+            self._notify(skipped_id, state=_S.SKIPPED)
 
     def _end_run(self, outcome: DagRunState, states: dict[str, TaskInstanceState]) -> None:
         now = utcnow()

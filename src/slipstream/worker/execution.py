@@ -60,15 +60,27 @@ class TryOutcome:
     error: str | None = None
     #: key -> JSON text of the XComs pushed during the try
     xcoms: dict[str, str] = field(default_factory=dict)
+    #: tasks of the run to move none -> skipped with this try's end (branch, short circuit)
+    skip_task_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps({"state": self.state.value, "error": self.error, "xcoms": self.xcoms})
+        return json.dumps(
+            {
+                "state": self.state.value,
+                "error": self.error,
+                "xcoms": self.xcoms,
+                "skip_task_ids": self.skip_task_ids,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> TryOutcome:
         data = json.loads(text)
         return cls(
-            TaskInstanceState(data["state"]), data.get("error"), dict(data.get("xcoms") or {})
+            TaskInstanceState(data["state"]),
+            data.get("error"),
+            dict(data.get("xcoms") or {}),
+            [str(t) for t in data.get("skip_task_ids") or []],
         )
 
 
@@ -170,12 +182,17 @@ def _safe_on_kill(task: BaseOperator) -> None:
 
 
 def _finish(ti: RuntimeTaskInstance, state: TaskInstanceState, error: str | None) -> TryOutcome:
+    # Skips count only for a try that succeeded: a branch that failed after choosing has
+    # chosen nothing, and its retry chooses again.
+    skips = list(ti.skip_task_ids) if state == TaskInstanceState.SUCCESS else []
+    if skips:
+        print(f"Downstream tasks to skip: {', '.join(skips)}")
     print(
         f"Marking task as {state.value.upper()}. dag_id={ti.dag_id}, task_id={ti.task_id}, "
         f"run_id={ti.run_id}, try_number={ti.try_number}"
     )
     sys.stdout.flush()
-    return TryOutcome(state=state, error=error, xcoms=dict(ti.pushed))
+    return TryOutcome(state=state, error=error, xcoms=dict(ti.pushed), skip_task_ids=skips)
 
 
 # --- running a try in a forked child ---------------------------------------------------

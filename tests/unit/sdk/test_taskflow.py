@@ -271,3 +271,17 @@ def test_get_current_context_inside_and_outside_a_task(make_context) -> None:  #
         assert op.execute(ctx) == "manual__x"
     with pytest.raises(SlipstreamError, match="outside of a running task"):
         get_current_context()
+
+
+def test_templates_dict_is_rendered_and_passed_to_a_taskflow_function(make_context) -> None:  # type: ignore[no-untyped-def]
+    with DAG("templates_dict_dag", schedule=None) as dag:
+
+        @task(templates_dict={"day": "{{ ds }}"})
+        def show(templates_dict=None):  # type: ignore[no-untyped-def]
+            return templates_dict["day"]
+
+        show()
+    op = dag.get_task("show")
+    context = make_context(op)
+    op.render_template_fields(context)
+    assert op.execute(context) == context["ds"]
