@@ -21,7 +21,7 @@ from slipstream.service import testing
 from slipstream.states import DagRunState, TaskInstanceState
 from slipstream.store.crypto import load_fernet
 from slipstream.store.db import make_engine
-from slipstream.store.models import DagRun, TaskInstance, TaskInstanceHistory, XCom
+from slipstream.store.models import AuditLog, DagRun, TaskInstance, TaskInstanceHistory, XCom
 from slipstream.store.schema import migrate
 from slipstream.worker.dag_test import LocalDagRun, TaskProgress
 
@@ -284,3 +284,37 @@ def test_a_dag_in_a_broken_file_is_reported_with_the_files_error(sqlite_env: Env
     assert "invalid schedule '61 * * * *'" in message
     with pytest.raises(SlipstreamError, match=r"'elsewhere' not found .* failed to import"):
         testing.load_dag(sqlite_env.config, sqlite_env.engine, "elsewhere")
+
+
+PRIORITIES = """
+from datetime import datetime
+from slipstream import DAG
+from slipstream.operators import PythonOperator
+
+with DAG(dag_id="priorities", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=1) as dag:
+    # one slot, three ready tasks: the effective weight decides who runs first
+    light = PythonOperator(task_id="light", python_callable=lambda: None, priority_weight=1)
+    heavy = PythonOperator(task_id="heavy", python_callable=lambda: None, priority_weight=5)
+    chained = PythonOperator(task_id="chained", python_callable=lambda: None, priority_weight=2)
+    tail = [
+        PythonOperator(task_id=f"tail{i}", python_callable=lambda: None, priority_weight=3)
+        for i in range(2)
+    ]
+    chained >> tail  # downstream weight rule: 2 + 3 + 3 = 8, above heavy's 5
+"""
+
+
+def test_runs_by_effective_priority_and_audits_the_test(sqlite_env: Env) -> None:
+    events: list[tuple[str, str]] = []
+    dag = _load(sqlite_env, "priorities", PRIORITIES)
+    result = sqlite_env.runner(dag, events).run(logical_date=WHEN, conf={}, actor="ada")
+    assert result.state == DagRunState.SUCCESS
+    started = [task_id for task_id, state in events if state == "running"]
+    assert started == ["chained", "heavy", "tail0", "tail1", "light"], started
+    weights = {t: ti.priority_weight for t, ti in sqlite_env.tis("priorities").items()}
+    assert weights == {"chained": 8, "heavy": 5, "light": 1, "tail0": 3, "tail1": 3}
+    with Session(sqlite_env.engine) as session:
+        entries = list(session.scalars(select(AuditLog).where(AuditLog.event == "dag.test")))
+    assert [(e.owner, e.dag_id, e.run_id) for e in entries] == [
+        ("ada", "priorities", result.run_id)
+    ]

@@ -38,6 +38,7 @@ def command(app: AppContext, dag_id: str, logical_date: str | None, conf: str | 
             logical_date=when,
             conf=run_conf,
             listener=display,
+            actor=app.actor,
         )
     elapsed = time.monotonic() - started
     verdict = "succeeded" if result.state == DagRunState.SUCCESS else "failed"

@@ -132,9 +132,10 @@ def test_dag(
     logical_date: datetime,
     conf: dict[str, Any],
     listener: Callable[[TaskProgress], None] | None = None,
+    actor: str | None = None,
 ) -> RunResult:
     runner = LocalDagRun(dag=dag, config=config, engine=engine, fernet=fernet, listener=listener)
-    return runner.run(logical_date=logical_date, conf=conf)
+    return runner.run(logical_date=logical_date, conf=conf, actor=actor)
 
 
 def test_task(

@@ -39,7 +39,9 @@ from slipstream.sdk.dag import DAG
 from slipstream.sdk.operators.empty import EmptyOperator
 from slipstream.sdk.runtime import set_backend
 from slipstream.sdk.taskinstance import XComReader
+from slipstream.serialization import priority_weight_totals
 from slipstream.states import DagRunState, DagRunType, TaskInstanceState
+from slipstream.store import audit
 from slipstream.store import runs as run_queries
 from slipstream.store import task_instances as ti_queries
 from slipstream.store.db import session_factory as make_session_factory
@@ -123,13 +125,20 @@ class LocalDagRun:
             for t in dag.tasks
         }
         order = topological_order(self.nodes)
+        # Effective weights follow each task's weight_rule, as the scheduler's will.
+        self.weights = priority_weight_totals(dag)
         # Higher priority first; among equals, upstream-most first (a stable, readable order).
         rank = {task_id: i for i, task_id in enumerate(order)}
-        self.order = sorted(order, key=lambda t: (-dag.task_dict[t].priority_weight, rank[t]))
+        self.order = sorted(order, key=lambda t: (-self.weights[t], rank[t]))
 
     # -- setup ------------------------------------------------------------------------
     def create_run(
-        self, *, logical_date: datetime, conf: dict[str, Any], run_id: str | None
+        self,
+        *,
+        logical_date: datetime,
+        conf: dict[str, Any],
+        run_id: str | None,
+        actor: str | None = None,
     ) -> DagRunInfo:
         """Validate params and create the run with its task instances, replacing an earlier
         test run of the same id. Nothing is written if params are invalid."""
@@ -159,7 +168,7 @@ class LocalDagRun:
                         pool=t.pool,
                         pool_slots=t.pool_slots,
                         queue=t.queue,
-                        priority_weight=t.priority_weight,
+                        priority_weight=self.weights[t.task_id],
                     )
                     for t in self.dag.tasks
                 ],
@@ -167,6 +176,14 @@ class LocalDagRun:
                 state=DagRunState.RUNNING,
                 dag_version_id=version_id,
                 triggered_by="test",
+            )
+            audit.record(
+                session,
+                "dag.test",
+                owner=actor,
+                dag_id=self.dag.dag_id,
+                run_id=run_id,
+                extra={"conf": conf} if conf else None,
             )
             self.past_states = run_queries.previous_run_states(
                 session, self.dag.dag_id, logical_date
@@ -191,8 +208,11 @@ class LocalDagRun:
         logical_date: datetime,
         conf: dict[str, Any] | None = None,
         run_id: str | None = None,
+        actor: str | None = None,
     ) -> RunResult:
-        info = self.create_run(logical_date=logical_date, conf=conf or {}, run_id=run_id)
+        info = self.create_run(
+            logical_date=logical_date, conf=conf or {}, run_id=run_id, actor=actor
+        )
         self.info = info
         self.progress = {t: TaskProgress(t, _S.NONE) for t in self.order}
         states: dict[str, TaskInstanceState] = {t: _S.NONE for t in self.order}
