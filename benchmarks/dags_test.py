@@ -1,7 +1,8 @@
 """Benchmark: the benchmark workloads run with ``slipstream dags test``.
 
 Runs each workload REPS times in a fresh SLIPSTREAM_HOME (SQLite) and prints one JSON object:
-wall time of the command, and the dependency gap — from the end of a task's last upstream
+wall time of the command (start-up, parsing the file, the run), the run's own duration
+(first task start to last task end) with its throughput, and the dependency gap — from the end of a task's last upstream
 task to its own start, as recorded in the metadata database — median and p95.
 
     .venv/bin/python benchmarks/dags_test.py [--reps 3] [--workloads chain_20,fanout_100]
@@ -27,7 +28,8 @@ HERE = Path(__file__).parent
 WORKLOADS = ["chain_20", "bash_chain_10", "fanout_100", "diamond_mix"]
 
 
-def _gaps(db: Path, dag_id: str, upstream: dict[str, list[str]]) -> list[float]:
+def _measure(db: Path, dag_id: str, upstream: dict[str, list[str]]) -> tuple[float, list[float]]:
+    """The run's own duration (first task start to last task end) and its dependency gaps."""
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         run_id = conn.scalar(
@@ -41,9 +43,10 @@ def _gaps(db: Path, dag_id: str, upstream: dict[str, list[str]]) -> list[float]:
     engine.dispose()
     start = {r.task_id: r.start_date for r in rows}
     end = {r.task_id: r.end_date for r in rows}
-    return [
+    gaps = [
         (start[t] - max(end[u] for u in ups)).total_seconds() for t, ups in upstream.items() if ups
     ]
+    return (max(end.values()) - min(start.values())).total_seconds(), gaps
 
 
 def _upstream(env: dict[str, str], dag_id: str) -> dict[str, list[str]]:
@@ -87,7 +90,9 @@ def main() -> None:
         migrate_s = time.perf_counter() - t0
         for name in args.workloads.split(","):
             upstream = _upstream(env, name)
-            walls, gaps = [], []
+            walls: list[float] = []
+            runs: list[float] = []
+            gaps: list[float] = []
             for _ in range(args.reps):
                 t0 = time.perf_counter()
                 subprocess.run(
@@ -97,11 +102,15 @@ def main() -> None:
                     capture_output=True,
                 )
                 walls.append(time.perf_counter() - t0)
-                gaps += _gaps(Path(tmp) / "slipstream.db", name, upstream)
+                run_s, run_gaps = _measure(Path(tmp) / "slipstream.db", name, upstream)
+                runs.append(run_s)
+                gaps += run_gaps
             results[name] = {
                 "tasks": len(upstream),
                 "wall_s_median": round(statistics.median(walls), 3),
                 "wall_s_min": round(min(walls), 3),
+                "run_s_median": round(statistics.median(runs), 3),
+                "tasks_per_s": round(len(upstream) / statistics.median(runs), 1),
                 "dep_gap_ms_median": round(statistics.median(gaps) * 1000, 2),
                 "dep_gap_ms_p95": round(_pct(gaps, 0.95) * 1000, 2),
                 "reps": args.reps,
