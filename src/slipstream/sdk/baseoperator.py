@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from slipstream.errors import DagDefinitionError
 from slipstream.sdk._defaults import apply_defaults
 from slipstream.sdk.dag import DAG, DagContext, validate_key
+from slipstream.sdk.dependencies import DependencyMixin
 from slipstream.sdk.param import ParamsDict
 from slipstream.sdk.task_group import resolve_group
 from slipstream.sdk.templating import render_value
@@ -25,7 +26,7 @@ DependencyTarget = "BaseOperator | XComArg | Sequence[BaseOperator | XComArg]"
 WEIGHT_RULES = ("downstream", "upstream", "absolute")
 
 
-class BaseOperator:
+class BaseOperator(DependencyMixin):
     """Base of every operator. Subclasses implement :meth:`execute`."""
 
     template_fields: ClassVar[Sequence[str]] = ()
@@ -209,24 +210,6 @@ class BaseOperator:
     def set_upstream(self, other: Any) -> None:
         for task in _operators(other, upstream=True):
             _link(task, self)
-
-    def __rshift__(self, other: Any) -> Any:
-        self.set_downstream(other)
-        return other
-
-    def __lshift__(self, other: Any) -> Any:
-        self.set_upstream(other)
-        return other
-
-    def __rrshift__(self, other: Any) -> BaseOperator:
-        # ``[a, b] >> self``
-        self.set_upstream(other)
-        return self
-
-    def __rlshift__(self, other: Any) -> BaseOperator:
-        # ``[a, b] << self``
-        self.set_downstream(other)
-        return self
 
     # -- running ----------------------------------------------------------------------
     def render_template_fields(self, context: Context) -> None:

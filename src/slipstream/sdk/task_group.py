@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from slipstream.errors import DagDefinitionError, DuplicateTaskIdError
 from slipstream.sdk.dag import DagContext, validate_key
+from slipstream.sdk.dependencies import DependencyMixin
 
 if TYPE_CHECKING:
     from slipstream.sdk.baseoperator import BaseOperator
@@ -76,7 +77,7 @@ def resolve_group(
     return group.dag, group
 
 
-class TaskGroup:
+class TaskGroup(DependencyMixin):
     """A group of tasks, with Airflow's constructor arguments and meanings.
 
     Use it as a context manager: every task (and group) created inside the ``with`` block
@@ -255,24 +256,6 @@ class TaskGroup:
     def set_upstream(self, other: Any) -> None:
         for task in self.get_roots():
             task.set_upstream(other)
-
-    def __rshift__(self, other: Any) -> Any:
-        self.set_downstream(other)
-        return other
-
-    def __lshift__(self, other: Any) -> Any:
-        self.set_upstream(other)
-        return other
-
-    def __rrshift__(self, other: Any) -> TaskGroup:
-        # ``[a, b] >> group``
-        self.set_upstream(other)
-        return self
-
-    def __rlshift__(self, other: Any) -> TaskGroup:
-        # ``[a, b] << group``
-        self.set_downstream(other)
-        return self
 
     # -- context manager ------------------------------------------------------------
     def __enter__(self) -> TaskGroup:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from slipstream.sdk.dependencies import DependencyMixin
 from slipstream.sdk.taskinstance import XCOM_RETURN_KEY
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from slipstream.sdk.context import Context
 
 
-class XComArg:
+class XComArg(DependencyMixin):
     __slipstream_xcomarg__ = True
 
     def __init__(self, operator: BaseOperator, key: str = XCOM_RETURN_KEY) -> None:
@@ -34,22 +35,6 @@ class XComArg:
         return ti.xcom_pull(task_ids=self.operator.task_id, key=self.key)
 
     # dependencies behave as if written on the operator itself
-    def __rshift__(self, other: Any) -> Any:
-        self.operator.set_downstream(other)
-        return other
-
-    def __lshift__(self, other: Any) -> Any:
-        self.operator.set_upstream(other)
-        return other
-
-    def __rrshift__(self, other: Any) -> XComArg:
-        self.operator.set_upstream(other)
-        return self
-
-    def __rlshift__(self, other: Any) -> XComArg:
-        self.operator.set_downstream(other)
-        return self
-
     def set_upstream(self, other: Any) -> None:
         self.operator.set_upstream(other)
 
