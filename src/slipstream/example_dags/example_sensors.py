@@ -2,9 +2,10 @@
 
 ``write_file`` drops a file in the temp folder after a short pause while ``wait_for_file``
 (a FileSensor poking every 0.1 s) waits for it. ``count_rows`` is a ``@task.sensor`` whose
-``PokeReturnValue`` (the row count) becomes its XCom. ``interval_over`` and ``past_target`` wait for moments
-that are already past in a test run, so the whole DAG takes about a second. ``report``
-reads what the sensors found and removes the file.
+``PokeReturnValue`` (the row count) becomes its XCom. ``interval_over`` and ``past_target``
+wait until half a second and one second after the run's data interval ends, so the whole DAG
+takes about a second for a run dated now. ``report`` reads what the sensors found and
+removes the file.
 """
 
 import tempfile
@@ -47,9 +48,9 @@ with DAG(
         lines = Path(templates_dict["path"]).read_text().splitlines()
         return PokeReturnValue(is_done=len(lines) > 1, xcom_value={"rows": len(lines) - 1})
 
-    interval_over = TimeDeltaSensor(task_id="interval_over", delta=timedelta(minutes=5))
+    interval_over = TimeDeltaSensor(task_id="interval_over", delta=timedelta(seconds=0.5))
     past_target = DateTimeSensor(
-        task_id="past_target", target_time="{{ data_interval_end + macros.timedelta(hours=1) }}"
+        task_id="past_target", target_time="{{ data_interval_end + macros.timedelta(seconds=1) }}"
     )
 
     @task
