@@ -318,3 +318,63 @@ def test_runs_by_effective_priority_and_audits_the_test(sqlite_env: Env) -> None
     assert [(e.owner, e.dag_id, e.run_id) for e in entries] == [
         ("ada", "priorities", result.run_id)
     ]
+
+
+CALLBACKS = """
+import json
+from datetime import datetime
+from pathlib import Path
+from slipstream import DAG
+from slipstream.operators import BashOperator
+
+OUT = Path(__file__).parent / "callbacks.jsonl"
+
+
+def _record(context):
+    with OUT.open("a") as f:
+        f.write(json.dumps({
+            "dag_id": context["dag"].dag_id,
+            "run_id": context["run_id"],
+            "task_id": context["ti"].task_id,
+            "reason": context["reason"],
+            "ds": context["ds"],
+        }) + "\\n")
+
+
+with DAG(
+    dag_id="callbacks",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    params={"code": 0},
+    on_success_callback=_record,
+    on_failure_callback=[_record],
+) as dag:
+    BashOperator(task_id="first", bash_command="true") >> BashOperator(
+        task_id="last", bash_command="exit {{ params.code }}"
+    )
+"""
+
+
+def test_dag_callbacks_run_with_the_reason(sqlite_env: Env) -> None:
+    dag = _load(sqlite_env, "callbacks", CALLBACKS)
+    out = sqlite_env.config.dags_folder / "callbacks.jsonl"
+    ok = sqlite_env.runner(dag).run(logical_date=WHEN, run_id="ok")
+    bad = sqlite_env.runner(dag).run(logical_date=WHEN, conf={"code": 3}, run_id="bad")
+    assert (ok.state, bad.state) == (DagRunState.SUCCESS, DagRunState.FAILED)
+    calls = [json.loads(line) for line in out.read_text().splitlines()]
+    assert calls == [
+        {
+            "dag_id": "callbacks",
+            "run_id": "ok",
+            "task_id": "last",
+            "reason": "success",
+            "ds": "2024-03-05",
+        },
+        {
+            "dag_id": "callbacks",
+            "run_id": "bad",
+            "task_id": "last",
+            "reason": "task_failure",
+            "ds": "2024-03-05",
+        },
+    ]

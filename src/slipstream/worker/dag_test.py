@@ -34,11 +34,11 @@ from slipstream.decisions import (
     should_retry,
     topological_order,
 )
-from slipstream.sdk.context import DagRunInfo
+from slipstream.sdk.context import DagRunInfo, build_context
 from slipstream.sdk.dag import DAG
 from slipstream.sdk.operators.empty import EmptyOperator
 from slipstream.sdk.runtime import set_backend
-from slipstream.sdk.taskinstance import XComReader
+from slipstream.sdk.taskinstance import RuntimeTaskInstance, XComReader
 from slipstream.serialization import priority_weight_totals
 from slipstream.states import DagRunState, DagRunType, TaskInstanceState
 from slipstream.store import audit
@@ -51,7 +51,13 @@ from slipstream.store.secrets import DatabaseBackend
 from slipstream.store.task_instances import TIKey
 from slipstream.store.xcoms import get_xcom
 from slipstream.task_logs import try_log_path
-from slipstream.worker.execution import ChildTry, TryOutcome, TryRequest, start_child
+from slipstream.worker.execution import (
+    ChildTry,
+    TryOutcome,
+    TryRequest,
+    run_callbacks,
+    start_child,
+)
 
 _S = TaskInstanceState
 
@@ -230,6 +236,7 @@ class LocalDagRun:
             signal.signal(signal.SIGTERM, previous)
             self._stop_children(running, states, retry_at, reason="the run was stopped")
         self._end_run(outcome, states)
+        self._run_dag_callbacks(outcome, reason)
         return RunResult(self.dag.dag_id, info.run_id, outcome, self.progress, reason)
 
     def _loop(
@@ -493,6 +500,36 @@ class LocalDagRun:
                     states[task_id] = new
                     self._notify(task_id, state=new)
             run_queries.set_dag_run_state(session, self.dag.dag_id, self.info.run_id, outcome, now)
+
+    def _run_dag_callbacks(self, outcome: DagRunState, reason: str | None) -> None:
+        """The DAG's on_success_callback / on_failure_callback, with the context of the run's
+        last task to start and a ``reason`` (Airflow: "success", "task_failure", ...)."""
+        success = outcome == DagRunState.SUCCESS
+        callbacks = self.dag.on_success_callback if success else self.dag.on_failure_callback
+        started = [p for p in self.progress.values() if p.started is not None]
+        if not callbacks or not self.dag.tasks:
+            return
+        last = max(started, key=lambda p: p.started or 0.0) if started else None
+        task = self.dag.task_dict[last.task_id if last else self.order[0]]
+        ti = RuntimeTaskInstance(
+            task=task,
+            dag_id=self.dag.dag_id,
+            run_id=self.info.run_id,
+            try_number=last.try_number if last else 0,
+            max_tries=task.retries,
+            logical_date=self.info.logical_date,
+            hostname=self.hostname,
+            xcom_reader=DbXComReader(self.factory),
+        )
+        context = build_context(
+            dag=self.dag, task=task, ti=ti, dag_run=self.info, params=self.params
+        )
+        context["reason"] = "success" if success else (reason or "task_failure")
+        set_backend(DatabaseBackend(self.factory, self.fernet))  # for Variable/Connection
+        try:
+            run_callbacks(callbacks, context, "DAG on_success" if success else "DAG on_failure")
+        finally:
+            set_backend(None)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -98,7 +98,7 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
     raise SlipstreamError("task received SIGTERM and was stopped")
 
 
-def _run_callbacks(callbacks: Any, context: dict[str, Any], what: str) -> None:
+def run_callbacks(callbacks: Any, context: dict[str, Any], what: str) -> None:
     if not callbacks:
         return
     for callback in callbacks if isinstance(callbacks, list | tuple) else [callbacks]:
@@ -140,7 +140,7 @@ def execute_task(request: TryRequest, xcom_reader: XComReader | None) -> TryOutc
                 rendered = redact_value(task.rendered_fields())
                 if rendered:
                     print(f"Rendered template fields: {json.dumps(rendered, default=repr)}")
-                _run_callbacks(task.on_execute_callback, context, "on_execute")
+                run_callbacks(task.on_execute_callback, context, "on_execute")
                 task.pre_execute(context)
                 result = task.execute(context)
                 task.post_execute(context, result)
@@ -163,14 +163,14 @@ def execute_task(request: TryRequest, xcom_reader: XComReader | None) -> TryOutc
         )
         context["exception"] = exc
         if retry:
-            _run_callbacks(task.on_retry_callback, context, "on_retry")
+            run_callbacks(task.on_retry_callback, context, "on_retry")
             return _finish(ti, TaskInstanceState.UP_FOR_RETRY, error)
-        _run_callbacks(task.on_failure_callback, context, "on_failure")
+        run_callbacks(task.on_failure_callback, context, "on_failure")
         return _finish(ti, TaskInstanceState.FAILED, error)
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGALRM, previous_alarm)
-    _run_callbacks(task.on_success_callback, context, "on_success")
+    run_callbacks(task.on_success_callback, context, "on_success")
     return _finish(ti, TaskInstanceState.SUCCESS, None)
 
 
