@@ -92,6 +92,7 @@ def build_context(
         "ts": ts,
         "ts_nodash": logical_date.strftime("%Y%m%dT%H%M%S"),
         "ts_nodash_with_tz": ts.replace("-", "").replace(":", ""),
+        "task_instance_key_str": f"{dag.dag_id}__{task.task_id}__{ds.replace('-', '')}",
         "try_number": ti.try_number,
         "map_index": ti.map_index,
         "var": {"value": _VariableAccessor(False), "json": _VariableAccessor(True)},

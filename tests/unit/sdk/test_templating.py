@@ -41,6 +41,7 @@ def _render(make_context: Any, template: Any, dag: DAG | None = None, **ctx_kwar
         ("{{ task.task_id }}", "t"),
         ("{{ ti.task_id }}/{{ ti.try_number }}", "t/1"),
         ("{{ task_instance.dag_id }}", "tmpl_dag"),
+        ("{{ task_instance_key_str }}", "tmpl_dag__t__20240115"),
         ("{{ params.who }} {{ params['n'] + 1 }}", "ada 4"),
         ("{{ dag_run.run_id == run_id }}", "True"),
         ("{{ dag_run.logical_date | ds_nodash }}", "20240115"),
