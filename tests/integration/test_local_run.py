@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -322,6 +323,7 @@ def test_runs_by_effective_priority_and_audits_the_test(sqlite_env: Env) -> None
 
 CALLBACKS = """
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from slipstream import DAG
@@ -378,3 +380,51 @@ def test_dag_callbacks_run_with_the_reason(sqlite_env: Env) -> None:
             "ds": "2024-03-05",
         },
     ]
+
+
+STUBBORN = """
+import signal
+import time
+from datetime import datetime, timedelta
+from slipstream import DAG
+from slipstream.operators import PythonOperator
+
+
+def _deaf_to_the_timer():
+    # the task's own timer never fires: the supervisor has to step in
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(30)
+
+
+def _deaf_to_everything():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(30)
+
+
+with DAG(dag_id="stubborn", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+    for name, func in (("deaf_timer", _deaf_to_the_timer), ("deaf_all", _deaf_to_everything)):
+        PythonOperator(
+            task_id=name, python_callable=func, execution_timeout=timedelta(seconds=0.5)
+        )
+"""
+
+
+def test_a_try_past_its_timeout_is_terminated_then_killed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, home: Path
+) -> None:
+    monkeypatch.setenv("SLIPSTREAM__CORE__KILLED_TASK_CLEANUP_TIME", "0.5")
+    for env in _env(monkeypatch, tmp_path, f"sqlite:///{home / 'slipstream.db'}"):
+        started = time.monotonic()
+        result = env.runner(_load(env, "stubborn", STUBBORN)).run(logical_date=WHEN)
+        assert time.monotonic() - started < 10  # not the tasks' 30 s sleeps
+        assert result.state == DagRunState.FAILED
+        tis = env.tis("stubborn")
+        for task_id in ("deaf_timer", "deaf_all"):
+            assert tis[task_id].state == "failed"
+            assert tis[task_id].error == "task timed out after 0:00:00.500000 and was stopped"
+        # SIGTERM reached the first (its log says so); the second needed SIGKILL
+        deaf_timer_log = (result.tasks["deaf_timer"].log_path or Path()).read_text()
+        assert "SIGTERM" in deaf_timer_log
+        deaf_all_log = (result.tasks["deaf_all"].log_path or Path()).read_text()
+        assert "Marking task as" not in deaf_all_log

@@ -297,9 +297,9 @@ class LocalDagRun:
                         selector.unregister(child.fd)
                         del running[child.fd]
                         self._record(child, child.collect(), states, retry_at)
+                grace = self.config.core.killed_task_cleanup_time
                 for child in list(running.values()):
-                    if child.kill_deadline is not None and time.monotonic() > child.kill_deadline:
-                        child.kill()  # EOF follows; collect() reports the kill
+                    child.enforce_deadline(time.monotonic(), grace)  # EOF follows when it ends
 
     def _stop_children(
         self,
@@ -427,16 +427,14 @@ class LocalDagRun:
         retry_at: dict[str, datetime | None],
     ) -> None:
         task = self.dag.task_dict[child.task_id]
-        if (
-            outcome.state == _S.FAILED
-            and outcome.error
-            and "before reporting a result" in outcome.error
-        ):
-            # The child died without deciding; decide the retry here with the same rule.
-            if child.kill_deadline is not None and time.monotonic() > child.kill_deadline:
-                outcome.error = f"task timed out after {task.execution_timeout} and was killed"
-            if should_retry(try_number=child.try_number, max_tries=task.retries):
-                outcome.state = _S.UP_FOR_RETRY
+        died = outcome.error is not None and "before reporting a result" in outcome.error
+        if child.timed_out:
+            outcome.error = f"task timed out after {task.execution_timeout} and was stopped"
+            outcome.xcoms, outcome.skip_task_ids = {}, []
+        if died or child.timed_out:
+            # The child could not decide; decide the retry here with the same rule.
+            retry = should_retry(try_number=child.try_number, max_tries=task.retries)
+            outcome.state = _S.UP_FOR_RETRY if retry else _S.FAILED
         self._record_outcome(child.task_id, child.try_number, outcome, states, retry_at)
 
     def _record_outcome(

@@ -206,9 +206,11 @@ class ChildTry:
     try_number: int
     pid: int
     fd: int
-    #: time.monotonic() after which the child is killed outright
+    #: time.monotonic() past which the supervisor steps in (the task's own timer failed)
     kill_deadline: float | None
     chunks: list[bytes] = field(default_factory=list)
+    #: the supervisor had to stop the try for running past its execution_timeout
+    timed_out: bool = False
 
     def read(self) -> bool:
         """Read what the child sent; True once the child closed its end (it is exiting)."""
@@ -225,6 +227,18 @@ class ChildTry:
     def terminate(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGTERM)
+
+    def enforce_deadline(self, now: float, grace: float) -> None:
+        """Past the deadline: SIGTERM (so ``on_kill`` runs), and SIGKILL ``grace`` later."""
+        if self.kill_deadline is None or now <= self.kill_deadline:
+            return
+        if self.timed_out:
+            self.kill()
+            self.kill_deadline = None
+        else:
+            self.timed_out = True
+            self.terminate()
+            self.kill_deadline = now + grace
 
     def stop(self, grace: float) -> TryOutcome:
         """Stop the try: SIGTERM first, so the task's ``on_kill`` can stop what it started in
