@@ -37,6 +37,10 @@ def group() -> None:
     "--conn-uri",
     help="The whole connection as a URI: type://login:password@host:port/schema?extra=1",
 )
+@click.option(
+    "--conn-json",
+    help='The whole connection as JSON: {"conn_type": "postgres", "host": ..., "extra": {...}}',
+)
 @click.option("--conn-type", help="Connection type (postgres, http, ...).")
 @click.option("--conn-host")
 @click.option("--conn-login")
@@ -50,6 +54,7 @@ def add(
     app: AppContext,
     conn_id: str,
     conn_uri: str | None,
+    conn_json: str | None,
     conn_type: str | None,
     conn_host: str | None,
     conn_login: str | None,
@@ -59,7 +64,7 @@ def add(
     conn_extra: str | None,
     conn_description: str | None,
 ) -> None:
-    """Add connection CONN_ID, from a URI or from separate fields."""
+    """Add connection CONN_ID, from a URI, from JSON or from separate fields."""
     conn = service.build_connection(
         conn_id,
         uri=conn_uri,
@@ -71,6 +76,7 @@ def add(
         port=conn_port,
         extra=conn_extra,
         description=conn_description,
+        json_text=conn_json,
     )
     service.add_connection(app.ready_session_factory, app.fernet, conn, actor=app.actor)
     click.echo(f"Added connection {conn_id}.")

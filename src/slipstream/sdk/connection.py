@@ -17,6 +17,10 @@ from slipstream.errors import ConnectionNotFound, InvalidInputError
 from slipstream.masking import mask_secret
 from slipstream.sdk.runtime import get_backend
 
+_JSON_FIELDS = frozenset(
+    {"conn_type", "description", "host", "login", "password", "schema", "port", "extra"}
+)
+
 
 @dataclass
 class Connection:
@@ -80,6 +84,34 @@ class Connection:
         )
 
     @classmethod
+    def from_json(cls, conn_id: str, text: str, source: str = "the connection JSON") -> Connection:
+        """Parse Airflow's JSON form: ``{"conn_type": ..., "host": ..., "extra": {...}}``."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{source} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{source} must be a JSON object")
+        unknown = sorted(set(data) - _JSON_FIELDS)
+        if unknown:
+            raise InvalidInputError(f"{source} has unknown fields: {', '.join(unknown)}")
+        port = data.get("port")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+            raise InvalidInputError(f"{source}: port must be an integer, not {port!r}")
+        extra = data.get("extra")
+        return cls(
+            conn_id=conn_id,
+            conn_type=data.get("conn_type", ""),
+            description=data.get("description"),
+            host=data.get("host"),
+            login=data.get("login"),
+            password=data.get("password"),
+            schema=data.get("schema"),
+            port=port,
+            extra=json.dumps(extra) if isinstance(extra, dict) else extra,
+        )
+
+    @classmethod
     def get(cls, conn_id: str) -> Connection:
         """Look a connection up by id; raise :class:`ConnectionNotFound` when it does not exist."""
         conn = _from_env(conn_id)
@@ -103,22 +135,5 @@ def _from_env(conn_id: str) -> Connection | None:
         return None
     raw = raw.strip()
     if raw.startswith("{"):
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"SLIPSTREAM_CONN_{conn_id.upper()} is not valid JSON: {exc}"
-            ) from None
-        extra = data.get("extra")
-        return Connection(
-            conn_id=conn_id,
-            conn_type=data.get("conn_type", ""),
-            description=data.get("description"),
-            host=data.get("host"),
-            login=data.get("login"),
-            password=data.get("password"),
-            schema=data.get("schema"),
-            port=data.get("port"),
-            extra=json.dumps(extra) if isinstance(extra, dict) else extra,
-        )
+        return Connection.from_json(conn_id, raw, source=f"SLIPSTREAM_CONN_{conn_id.upper()}")
     return Connection.from_uri(conn_id, raw)

@@ -36,8 +36,10 @@ def build_connection(
     port: int | None = None,
     extra: str | None = None,
     description: str | None = None,
+    json_text: str | None = None,
 ) -> Connection:
-    """Validate the user's input and make the ``Connection`` to store."""
+    """Validate the user's input and make the ``Connection`` to store: from a URI, from
+    Airflow's JSON form, or from separate fields."""
     if not conn_id.strip():
         raise InvalidInputError("a connection id cannot be empty")
     if len(conn_id) > MAX_ID_LENGTH:
@@ -51,14 +53,22 @@ def build_connection(
         "port": port,
         "extra": extra,
     }
-    if uri is not None:
+    if uri is not None and json_text is not None:
+        raise InvalidInputError("give either a connection URI or connection JSON, not both")
+    if uri is not None or json_text is not None:
         given = sorted(name for name, value in fields.items() if value is not None)
         if given:
             raise InvalidInputError(
-                f"give either a connection URI or separate fields, not both (also got {', '.join(given)})"
+                "give either a connection URI or JSON, or separate fields, not both "
+                f"(also got {', '.join(given)})"
             )
-        conn = Connection.from_uri(conn_id, uri)
-        conn.description = description
+        if uri is not None:
+            conn = Connection.from_uri(conn_id, uri)
+        else:
+            conn = Connection.from_json(conn_id, json_text or "", source="--conn-json")
+            if not conn.conn_type:
+                raise InvalidInputError(f"connection {conn_id!r} needs a conn_type in its JSON")
+        conn.description = description or conn.description
         return conn
     if not conn_type:
         raise InvalidInputError(f"connection {conn_id!r} needs a URI or a connection type")
