@@ -265,6 +265,26 @@ def test_pool_rules(store: Store) -> None:
     assert [e for e, _ in _events(store)] == ["pool.delete", "pool.set", "pool.set"]
 
 
+def test_pools_import_all_or_nothing_and_export_round_trip(store: Store, tmp_path: Path) -> None:
+    f = store.factory
+    good = tmp_path / "pools.json"
+    good.write_text(json.dumps({"etl": {"slots": 4, "description": "ETL"}, "api": {"slots": 2}}))
+    assert pool_service.import_pools(f, good, actor="a") == 2
+    exported = pool_service.export_pools(f)
+    assert exported["etl"] == {"slots": 4, "description": "ETL"}
+    assert exported["api"] == {"slots": 2, "description": None}
+    assert exported["default_pool"]["slots"] == 128
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"fresh": {"slots": 1}, "broken": {"slots": "many"}}))
+    with pytest.raises(InvalidInputError, match="slots of pool 'broken' must be an integer"):
+        pool_service.import_pools(f, bad, actor="a")
+    assert "fresh" not in pool_service.export_pools(f)
+    missing = tmp_path / "missing.json"
+    with pytest.raises(InvalidInputError, match=r"pools file .* does not exist"):
+        pool_service.import_pools(f, missing, actor="a")
+
+
 # --- runtime backend and database actions -------------------------------------------
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
+
+from slipstream.errors import InvalidInputError
 
 output_option = click.option(
     "-o",
@@ -78,3 +81,16 @@ def emit_one(row: dict[str, Any], output: str) -> None:
     width = max((len(k) for k in row), default=0)
     for k, v in row.items():
         click.echo(f"{k.ljust(width)}  {_cell(v)}")
+
+
+def write_json_file(file: Path, data: Any) -> bool:
+    """Write ``data`` as JSON to ``file``, or to standard output for ``-``. True for a file."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if str(file) == "-":
+        click.echo(text, nl=False)
+        return False
+    try:
+        file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {file}: {exc.strerror}") from None
+    return True

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from slipstream.cli.context import AppContext, pass_app
-from slipstream.cli.output import emit, emit_one, output_option
+from slipstream.cli.output import emit, emit_one, output_option, write_json_file
 from slipstream.service import pools as service
 from slipstream.store.pools import PoolUsage
 
@@ -67,3 +68,25 @@ def delete(app: AppContext, name: str) -> None:
     """Delete pool NAME."""
     service.delete_pool(app.ready_session_factory, name, actor=app.actor)
     click.echo(f"Deleted pool {name}.")
+
+
+@group.command(name="import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@pass_app
+def import_(app: AppContext, file: Path) -> None:
+    """Create or update the pools in a JSON FILE: {"name": {"slots": 4, "description": ""}}.
+
+    All or nothing: one bad entry and no pool changes.
+    """
+    count = service.import_pools(app.ready_session_factory, file, actor=app.actor)
+    click.echo(f"Imported {count} pool(s) from {file}.")
+
+
+@group.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@pass_app
+def export(app: AppContext, file: Path) -> None:
+    """Write every pool to a JSON FILE ("-" for standard output), in the import format."""
+    data = service.export_pools(app.ready_session_factory)
+    if write_json_file(file, data):
+        click.echo(f"Exported {len(data)} pool(s) to {file}.")

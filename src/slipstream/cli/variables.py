@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from slipstream.cli.context import AppContext, pass_app
-from slipstream.cli.output import emit, output_option
+from slipstream.cli.output import emit, output_option, write_json_file
 from slipstream.errors import InvalidInputError, VariableNotFound
 from slipstream.masking import MASK, is_sensitive_key
 from slipstream.service import variables as service
@@ -102,12 +102,6 @@ def import_(app: AppContext, file: Path) -> None:
 def export(app: AppContext, file: Path) -> None:
     """Write every variable to a JSON file ("-" for standard output). Values are NOT masked."""
     data: dict[str, Any] = service.export_variables(app.ready_session_factory, app.fernet)
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    if str(file) == "-":
-        click.echo(text, nl=False)
+    if not write_json_file(file, data):
         return
-    try:
-        file.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write {file}: {exc.strerror}") from None
-    click.echo(f"Exported {len(data)} variable(s) to {file}.", err=False)
+    click.echo(f"Exported {len(data)} variable(s) to {file}.")

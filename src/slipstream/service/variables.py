@@ -15,6 +15,7 @@ from cryptography.fernet import MultiFernet
 from sqlalchemy.orm import Session, sessionmaker
 
 from slipstream.errors import InvalidInputError, VariableNotFound
+from slipstream.service.files import read_json_object
 from slipstream.store import audit
 from slipstream.store import variables as store
 from slipstream.store.db import transaction
@@ -77,18 +78,7 @@ def delete_variable(factory: sessionmaker[Session], key: str, *, actor: str) -> 
 
 def parse_import_file(path: Path) -> dict[str, str]:
     """Read a JSON object of key → value; non-string values become their JSON text."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInputError(f"variables file {path} does not exist") from None
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read variables file {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"variables file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(
-            f"variables file {path} must hold a JSON object of key → value, not a {type(data).__name__}"
-        )
+    data = read_json_object(path, "variables file")
     for key in data:
         _check_key(key)
     return {key: _as_text(value) for key, value in data.items()}
