@@ -428,3 +428,54 @@ def test_a_try_past_its_timeout_is_terminated_then_killed(
         assert "SIGTERM" in deaf_timer_log
         deaf_all_log = (result.tasks["deaf_all"].log_path or Path()).read_text()
         assert "Marking task as" not in deaf_all_log
+
+
+PRIOR = """
+from datetime import datetime
+from slipstream import DAG
+from slipstream.operators import PythonOperator
+
+
+def _maybe_push(ds, ti):
+    if ds == "2024-03-04":  # only the first run leaves a value behind
+        ti.xcom_push(key="watermark", value=ds)
+
+
+def _read(ti, prev_data_interval_start_success, prev_start_date_success):
+    return {
+        "mine": ti.xcom_pull(task_ids="push", key="watermark"),
+        "prior": ti.xcom_pull(task_ids="push", key="watermark", include_prior_dates=True),
+        "prev_start": str(prev_data_interval_start_success),
+        "prev_run_started": prev_start_date_success is not None,
+    }
+
+
+with DAG(dag_id="prior", schedule="@daily", start_date=datetime(2024, 1, 1)) as dag:
+    PythonOperator(task_id="push", python_callable=_maybe_push) >> PythonOperator(
+        task_id="read", python_callable=_read
+    )
+"""
+
+
+def test_prior_xcoms_and_previous_successful_run(sqlite_env: Env) -> None:
+    dag = _load(sqlite_env, "prior", PRIOR)
+    first = sqlite_env.runner(dag).run(logical_date=datetime(2024, 3, 4, tzinfo=UTC))
+    second = sqlite_env.runner(dag).run(logical_date=WHEN)
+    assert (first.state, second.state) == (DagRunState.SUCCESS, DagRunState.SUCCESS)
+    with Session(sqlite_env.engine) as session:
+        read = {
+            x.run_id: json.loads(x.value)
+            for x in session.scalars(select(XCom).where(XCom.task_id == "read"))
+        }
+    assert read[first.run_id] == {
+        "mine": "2024-03-04",
+        "prior": "2024-03-04",
+        "prev_start": "None",
+        "prev_run_started": False,
+    }
+    assert read[second.run_id] == {
+        "mine": None,
+        "prior": "2024-03-04",
+        "prev_start": "2024-03-03 00:00:00+00:00",
+        "prev_run_started": True,
+    }

@@ -32,6 +32,16 @@ class DagRunInfo:
     conf: dict[str, Any] = field(default_factory=dict)
     start_date: datetime | None = None
     run_after: datetime | None = None
+    #: the latest successful run before this one, for the ``prev_*_success`` context keys
+    prev_success: PreviousRun | None = None
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+    start_date: datetime | None
+    end_date: datetime | None
 
 
 class _VariableAccessor:
@@ -73,6 +83,7 @@ def build_context(
     params: Mapping[str, Any],
 ) -> Context:
     logical_date = dag_run.logical_date
+    prev = dag_run.prev_success
     ds = logical_date.strftime("%Y-%m-%d")
     ts = logical_date.isoformat()
     return {
@@ -87,6 +98,10 @@ def build_context(
         "logical_date": logical_date,
         "data_interval_start": dag_run.data_interval_start,
         "data_interval_end": dag_run.data_interval_end,
+        "prev_data_interval_start_success": prev.data_interval_start if prev else None,
+        "prev_data_interval_end_success": prev.data_interval_end if prev else None,
+        "prev_start_date_success": prev.start_date if prev else None,
+        "prev_end_date_success": prev.end_date if prev else None,
         "ds": ds,
         "ds_nodash": ds.replace("-", ""),
         "ts": ts,

@@ -23,9 +23,17 @@ XCOM_RETURN_KEY = "return_value"
 
 class XComReader(Protocol):
     def get_xcom(
-        self, *, dag_id: str, run_id: str, task_id: str, key: str, map_index: int
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        key: str,
+        map_index: int,
+        include_prior_dates: bool = False,
     ) -> tuple[bool, Any]:
-        """``(True, value)`` for a stored XCom, ``(False, None)`` when there is none."""
+        """``(True, value)`` for a stored XCom, ``(False, None)`` when there is none. With
+        ``include_prior_dates``, the latest value of this run or of an earlier run."""
 
 
 def serialize_xcom(value: Any, *, task_id: str, key: str) -> str:
@@ -87,11 +95,20 @@ class RuntimeTaskInstance:
             task_ids = self.task_id
         single = isinstance(task_ids, str)
         ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
-        values = [self._pull_one(t, dag_id or self.dag_id, key, map_indexes, default) for t in ids]
+        values = [
+            self._pull_one(t, dag_id or self.dag_id, key, map_indexes, default, include_prior_dates)
+            for t in ids
+        ]
         return values[0] if single else values
 
     def _pull_one(
-        self, task_id: str, dag_id: str, key: str, map_index: int | None, default: Any
+        self,
+        task_id: str,
+        dag_id: str,
+        key: str,
+        map_index: int | None,
+        default: Any,
+        include_prior_dates: bool,
     ) -> Any:
         if task_id == self.task_id and dag_id == self.dag_id and key in self.pushed:
             return json.loads(self.pushed[key])
@@ -103,5 +120,6 @@ class RuntimeTaskInstance:
             task_id=task_id,
             key=key,
             map_index=-1 if map_index is None else map_index,
+            include_prior_dates=include_prior_dates,
         )
         return value if found else default

@@ -25,6 +25,7 @@ from slipstream.sdk.context import DagRunInfo
 from slipstream.sdk.dag import DAG, set_default_timezone
 from slipstream.sdk.runtime import set_backend
 from slipstream.states import DagRunType
+from slipstream.store import runs as run_queries
 from slipstream.store.db import session_factory, transaction
 from slipstream.store.models import Dag as DagRow
 from slipstream.store.models import ImportError_
@@ -151,6 +152,11 @@ def test_task(
     task = dag.get_task(task_id)
     params = dag.params.resolve(conf or {})
     interval = dag.timetable.infer_manual_data_interval(run_after=logical_date)
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        prev_success = run_queries.as_previous_run(
+            run_queries.previous_successful_run(session, dag.dag_id, logical_date)
+        )
     run = DagRunInfo(
         dag_id=dag.dag_id,
         run_id=f"__slipstream_tasks_test__{logical_date.isoformat()}",
@@ -160,8 +166,8 @@ def test_task(
         data_interval_end=interval.end,
         conf=conf or {},
         start_date=utcnow(),
+        prev_success=prev_success,
     )
-    factory = session_factory(engine)
     set_backend(DatabaseBackend(factory, fernet))
     request = TryRequest(
         dag=dag,

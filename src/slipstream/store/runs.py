@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from slipstream.errors import AlreadyExistsError
+from slipstream.sdk.context import PreviousRun
 from slipstream.states import DagRunState, TaskInstanceState
 from slipstream.store.models import DagRun, TaskInstance
 
@@ -143,3 +144,23 @@ def previous_run_states(
         )
     )
     return {task_id: TaskInstanceState(state) for task_id, state in rows}
+
+
+def previous_successful_run(session: Session, dag_id: str, logical_date: datetime) -> DagRun | None:
+    """The latest successful run of ``dag_id`` before ``logical_date``."""
+    return session.scalar(
+        select(DagRun)
+        .where(
+            DagRun.dag_id == dag_id,
+            DagRun.logical_date < logical_date,
+            DagRun.state == DagRunState.SUCCESS.value,
+        )
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    )
+
+
+def as_previous_run(run: DagRun | None) -> PreviousRun | None:
+    if run is None:
+        return None
+    return PreviousRun(run.data_interval_start, run.data_interval_end, run.start_date, run.end_date)

@@ -91,11 +91,24 @@ class DbXComReader:
         self._factory = factory
 
     def get_xcom(
-        self, *, dag_id: str, run_id: str, task_id: str, key: str, map_index: int
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        key: str,
+        map_index: int,
+        include_prior_dates: bool = False,
     ) -> tuple[bool, Any]:
         with transaction(self._factory) as session:
             return get_xcom(
-                session, dag_id=dag_id, run_id=run_id, task_id=task_id, key=key, map_index=map_index
+                session,
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id=task_id,
+                key=key,
+                map_index=map_index,
+                include_prior_dates=include_prior_dates,
             )
 
 
@@ -194,6 +207,9 @@ class LocalDagRun:
             self.past_states = run_queries.previous_run_states(
                 session, self.dag.dag_id, logical_date
             )
+            prev_success = run_queries.as_previous_run(
+                run_queries.previous_successful_run(session, self.dag.dag_id, logical_date)
+            )
         self.params = params
         return DagRunInfo(
             dag_id=self.dag.dag_id,
@@ -205,6 +221,7 @@ class LocalDagRun:
             conf=conf,
             start_date=now,
             run_after=logical_date,
+            prev_success=prev_success,
         )
 
     # -- the loop ---------------------------------------------------------------------

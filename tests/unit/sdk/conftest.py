@@ -23,7 +23,14 @@ class StoredXComs:
         self.values = dict(values)
 
     def get_xcom(
-        self, *, dag_id: str, run_id: str, task_id: str, key: str, map_index: int
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        key: str,
+        map_index: int,
+        include_prior_dates: bool = False,
     ) -> tuple[bool, Any]:
         if (task_id, key) in self.values:
             return True, self.values[(task_id, key)]
