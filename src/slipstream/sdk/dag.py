@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import jinja2
 
+from slipstream.decisions import TaskNode, topological_order
 from slipstream.errors import CycleError, DagDefinitionError, DuplicateTaskIdError
 from slipstream.sdk.param import DagParamRef, ParamsDict
 from slipstream.timetables import Timetable, parse_timezone, timetable_from_schedule
@@ -240,15 +241,22 @@ class DAG:
     def leaves(self) -> list[BaseOperator]:
         return [t for t in self.tasks if not t.downstream_task_ids]
 
-    def topological_sort(self) -> list[BaseOperator]:
-        """Tasks in an order where every task comes after its upstream tasks."""
-        from slipstream.decisions import TaskNode, topological_order
-
-        nodes = {
-            t.task_id: TaskNode(t.task_id, frozenset(t.upstream_task_ids), t.trigger_rule)
+    def task_nodes(self) -> dict[str, TaskNode]:
+        """The DAG as the scheduling decisions see it: ids, edges and rules, no code."""
+        return {
+            t.task_id: TaskNode(
+                t.task_id,
+                frozenset(t.upstream_task_ids),
+                t.trigger_rule,
+                t.depends_on_past,
+                t.wait_for_downstream,
+            )
             for t in self.tasks
         }
-        return [self.task_dict[i] for i in topological_order(nodes)]
+
+    def topological_sort(self) -> list[BaseOperator]:
+        """Tasks in an order where every task comes after its upstream tasks."""
+        return [self.task_dict[i] for i in topological_order(self.task_nodes())]
 
     def check_cycle_on_edge(self, upstream_id: str, downstream_id: str) -> None:
         """Refuse the edge ``upstream >> downstream`` if it closes a cycle, naming the path."""

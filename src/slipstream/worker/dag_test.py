@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from slipstream.clock import ensure_utc, utcnow
 from slipstream.config import Config
 from slipstream.decisions import (
-    TaskNode,
     Verdict,
     dag_run_outcome,
     decide_ready,
@@ -133,16 +132,7 @@ class LocalDagRun:
         self.fernet = fernet
         self.listener = listener or (lambda progress: None)
         self.hostname = socket.gethostname()
-        self.nodes = {
-            t.task_id: TaskNode(
-                t.task_id,
-                frozenset(t.upstream_task_ids),
-                t.trigger_rule,
-                t.depends_on_past,
-                t.wait_for_downstream,
-            )
-            for t in dag.tasks
-        }
+        self.nodes = dag.task_nodes()
         order = topological_order(self.nodes)
         # Effective weights follow each task's weight_rule, as the scheduler's will.
         self.weights = priority_weight_totals(dag)
