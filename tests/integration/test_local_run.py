@@ -479,3 +479,32 @@ def test_prior_xcoms_and_previous_successful_run(sqlite_env: Env) -> None:
         "prev_start": "2024-03-03 00:00:00+00:00",
         "prev_run_started": True,
     }
+
+
+VANISHING = """
+import os
+from datetime import datetime, timedelta
+from slipstream import DAG
+from slipstream.operators import PythonOperator
+
+with DAG(dag_id="vanishing", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+    PythonOperator(
+        task_id="gone",
+        python_callable=lambda: os._exit(3),
+        retries=1,
+        retry_delay=timedelta(seconds=0.1),
+    )
+"""
+
+
+def test_a_try_whose_process_dies_is_decided_by_the_supervisor(sqlite_env: Env) -> None:
+    result = sqlite_env.runner(_load(sqlite_env, "vanishing", VANISHING)).run(logical_date=WHEN)
+    assert result.state == DagRunState.FAILED
+    gone = sqlite_env.tis("vanishing")["gone"]
+    assert (gone.state, gone.try_number) == ("failed", 2)  # the first death was retried
+    assert gone.error == "the task process exited with code 3 before reporting a result"
+    with Session(sqlite_env.engine) as session:
+        tries = session.scalars(
+            select(TaskInstanceHistory.state).order_by(TaskInstanceHistory.try_number)
+        )
+        assert list(tries) == ["up_for_retry", "failed"]

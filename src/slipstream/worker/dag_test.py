@@ -434,11 +434,10 @@ class LocalDagRun:
         retry_at: dict[str, datetime | None],
     ) -> None:
         task = self.dag.task_dict[child.task_id]
-        died = outcome.error is not None and "before reporting a result" in outcome.error
         if child.timed_out:
             outcome.error = f"task timed out after {task.execution_timeout} and was stopped"
             outcome.xcoms, outcome.skip_task_ids = {}, []
-        if died or child.timed_out:
+        if not outcome.reported or child.timed_out:
             # The child could not decide; decide the retry here with the same rule.
             retry = should_retry(try_number=child.try_number, max_tries=task.retries)
             outcome.state = _S.UP_FOR_RETRY if retry else _S.FAILED

@@ -62,6 +62,8 @@ class TryOutcome:
     xcoms: dict[str, str] = field(default_factory=dict)
     #: tasks of the run to move none -> skipped with this try's end (branch, short circuit)
     skip_task_ids: list[str] = field(default_factory=list)
+    #: False when the process died before saying how the try ended: the supervisor decides
+    reported: bool = True
 
     def to_json(self) -> str:
         return json.dumps(
@@ -267,7 +269,9 @@ class ChildTry:
         else:
             why = f"exited with code {os.WEXITSTATUS(status)}"
         return TryOutcome(
-            TaskInstanceState.FAILED, f"the task process {why} before reporting a result"
+            TaskInstanceState.FAILED,
+            f"the task process {why} before reporting a result",
+            reported=False,
         )
 
 
