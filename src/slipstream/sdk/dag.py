@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, overload
 
@@ -302,9 +302,6 @@ class DAG:
 
             self._jinja_env = make_environment(self)
         return self._jinja_env
-
-    def iter_dagrun_infos(self) -> Sequence[Any]:  # pragma: no cover - scheduler issue
-        raise NotImplementedError
 
 
 def _caller_file() -> str:
