@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from slipstream.errors import ConfigError
+from slipstream.masking import DEFAULT_SENSITIVE_WORDS
 
 CONFIG_FILE_NAME = "slipstream.toml"
 ENV_PREFIX = "SLIPSTREAM__"
@@ -83,7 +84,7 @@ class SecretsConfig:
     sensitive_variable_fields: str = _doc(
         "Comma-separated words; a variable or connection-extra key containing one of them is "
         "masked in logs, rendered templates and listings.",
-        default="password,secret,passwd,authorization,api_key,apikey,access_token,private_key,token",
+        default=",".join(DEFAULT_SENSITIVE_WORDS),
     )
 
 
