@@ -89,12 +89,66 @@ class SecretsConfig:
 
 
 @dataclass(frozen=True)
+class SchedulerConfig:
+    parallelism: int = _doc(
+        "Most task instances queued or running at once, across all DAGs.", default=32
+    )
+    dags_are_paused_at_creation: bool = _doc(
+        "New DAGs start paused: no scheduled runs until `slipstream dags unpause`.", default=True
+    )
+    max_dagruns_to_create_per_loop: int = _doc(
+        "Most scheduled runs one DAG gets per scheduler pass (catchup proceeds in steps).",
+        default=10,
+    )
+    task_heartbeat_timeout: float = _doc(
+        "Seconds without a heartbeat after which a running try counts as lost (its worker "
+        "died) and is retried or failed by its retries.",
+        default=30.0,
+    )
+    sweep_interval: float = _doc(
+        "Seconds between safety passes over every running DAG run. Work is event-driven; "
+        "this only bounds the delay if a wake-up is lost.",
+        default=10.0,
+    )
+    heartbeat_interval: float = _doc(
+        "Seconds between the scheduler's own heartbeats (shown as its health).", default=5.0
+    )
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int = _doc("Tasks one worker runs at once.", default=8)
+    queues: str = _doc("Comma-separated queues a worker serves.", default="default")
+    heartbeat_interval: float = _doc(
+        "Seconds between a worker's heartbeats for itself and its running tries; keep it well "
+        "under scheduler.task_heartbeat_timeout.",
+        default=5.0,
+    )
+    shutdown_timeout: float = _doc(
+        "Seconds a worker told to stop (SIGTERM) lets running tasks finish before it stops "
+        "them.",
+        default=60.0,
+    )
+
+
+@dataclass(frozen=True)
+class DagProcessorConfig:
+    refresh_interval: float = _doc(
+        "Seconds between checks of the DAG folder for new, changed and deleted files.",
+        default=5.0,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     core: CoreConfig = field(default_factory=CoreConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    dag_processor: DagProcessorConfig = field(default_factory=DagProcessorConfig)
     #: where each ``section.key`` value came from: "default", "file" or "env"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -133,6 +187,9 @@ SECTIONS: dict[str, type] = {
     "database": DatabaseConfig,
     "logging": LoggingConfig,
     "secrets": SecretsConfig,
+    "scheduler": SchedulerConfig,
+    "worker": WorkerConfig,
+    "dag_processor": DagProcessorConfig,
 }
 
 

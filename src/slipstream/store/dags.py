@@ -51,12 +51,15 @@ def active_owners(session: Session, dag_ids: Collection[str]) -> dict[str, str]:
     return {dag_id: fileloc for dag_id, fileloc in rows}
 
 
-def upsert(session: Session, data: Mapping[str, Any], now: datetime) -> tuple[Dag, bool]:
+def upsert(
+    session: Session, data: Mapping[str, Any], now: datetime, *, paused_by_default: bool = False
+) -> tuple[Dag, bool]:
     """Insert or update the ``dag`` row from a serialized DAG; True when it was inserted.
 
-    ``is_paused`` comes from ``is_paused_upon_creation`` on insert only: afterwards it is
-    the user's to change.
+    ``is_paused`` is set on insert only, from the DAG's ``is_paused_upon_creation`` or else
+    ``paused_by_default``: afterwards it is the user's to change.
     """
+    paused = data.get("is_paused_upon_creation")
     # INSERT ... ON CONFLICT DO NOTHING first: two processors storing the same new DAG at
     # once cannot collide, and on SQLite the transaction takes the write lock right away
     # instead of failing to upgrade a read later.
@@ -65,7 +68,7 @@ def upsert(session: Session, data: Mapping[str, Any], now: datetime) -> tuple[Da
         .values(
             dag_id=data["dag_id"],
             fileloc=data["fileloc"],
-            is_paused=bool(data.get("is_paused_upon_creation")),
+            is_paused=paused_by_default if paused is None else bool(paused),
             is_active=True,
             tags=[],
         )
@@ -192,3 +195,9 @@ def last_automated_interval(session: Session, dag_id: str) -> DataInterval | Non
     if row is None or row[0] is None or row[1] is None:
         return None
     return DataInterval(row[0], row[1])
+
+
+def set_paused(session: Session, dag_id: str, paused: bool) -> bool:
+    """Pause or unpause; False when no such DAG exists."""
+    result = session.execute(update(Dag).where(Dag.dag_id == dag_id).values(is_paused=paused))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

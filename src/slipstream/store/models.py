@@ -163,6 +163,8 @@ class TaskInstance(_TaskInstanceColumns, Base):
         ),
         Index("ix_task_instance_state_pool", "state", "pool"),
         Index("ix_task_instance_dag_id_run_id_state", "dag_id", "run_id", "state"),
+        # what workers claim from, and what the scheduler queues from
+        Index("ix_task_instance_state_queue_priority", "state", "queue", "priority_weight"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -170,6 +172,10 @@ class TaskInstance(_TaskInstanceColumns, Base):
     next_retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: when the scheduler found the task's dependencies met
+    scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: the worker job that owns the running try
+    worker_job_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class TaskInstanceHistory(_TaskInstanceColumns, Base):
@@ -269,3 +275,23 @@ class AuditLog(Base):
     run_id: Mapped[str | None] = mapped_column(String(250))
     task_id: Mapped[str | None] = mapped_column(String(250))
     extra: Mapped[str | None] = mapped_column(Text)
+
+
+class Job(Base):
+    """A running component (scheduler, worker, DAG processor) and its heartbeat: how the
+    others tell a live process from a dead one."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_job_type_state", "job_type", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_type: Mapped[str] = mapped_column(String(30))
+    #: running while alive; stopped on a clean exit (a dead one stays "running", stale)
+    state: Mapped[str] = mapped_column(String(20))
+    hostname: Mapped[str] = mapped_column(String(1000))
+    pid: Mapped[int] = mapped_column(Integer)
+    #: what it serves, e.g. a worker's queues, comma-separated
+    detail: Mapped[str | None] = mapped_column(String(2000))
+    start_date: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    latest_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime)

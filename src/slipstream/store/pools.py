@@ -38,6 +38,11 @@ def get(session: Session, name: str) -> Pool | None:
     return session.scalar(select(Pool).where(Pool.pool == name))
 
 
+def slot_counts(session: Session) -> dict[str, int]:
+    """Every pool's number of slots."""
+    return {name: int(slots) for name, slots in session.execute(select(Pool.pool, Pool.slots))}
+
+
 def slots_in_use(session: Session) -> dict[str, dict[str, int]]:
     """``{pool: {state: slots}}`` for running and queued task instances."""
     query = (
