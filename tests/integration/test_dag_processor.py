@@ -114,7 +114,8 @@ def test_stores_dags_and_versions_only_on_change(env, dags_folder: Path) -> None
     assert [r.dag_ids for r in results] == [["one"], ["two"]]
     assert all(r.error is None for r in results)
     rows = dag_rows(factory)
-    assert rows["one"].is_paused and not rows["two"].is_paused
+    # "two" leaves is_paused_upon_creation unset: new DAGs start paused by default.
+    assert rows["one"].is_paused and rows["two"].is_paused
     assert rows["one"].is_active and rows["one"].tags == ["t"]
     assert rows["one"].timetable_summary == "@daily"
     assert rows["one"].next_dagrun is not None
@@ -138,6 +139,29 @@ def test_stores_dags_and_versions_only_on_change(env, dags_folder: Path) -> None
     rows = dag_rows(factory)
     assert rows["one"].latest_version_id == after[-1].id
     assert rows["one"].is_paused is False
+
+
+def test_dags_are_paused_at_creation_is_the_default_a_dag_can_override(
+    env, dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, factory = env
+    write(dags_folder, "unset.py", good("unset"))
+    write(dags_folder, "running.py", good("running", paused=False))
+    write(dags_folder, "held.py", good("held", paused=True))
+    monkeypatch.setenv("SLIPSTREAM__SCHEDULER__DAGS_ARE_PAUSED_AT_CREATION", "false")
+    DagProcessor(load_config(), factory).process_folder()
+    rows = dag_rows(factory)
+    assert not rows["unset"].is_paused and not rows["running"].is_paused
+    assert rows["held"].is_paused
+
+    # With the default back, a DAG seen for the first time starts paused; the DAGs already
+    # stored keep their state.
+    monkeypatch.delenv("SLIPSTREAM__SCHEDULER__DAGS_ARE_PAUSED_AT_CREATION")
+    write(dags_folder, "later.py", good("later"))
+    DagProcessor(load_config(), factory).process_folder()
+    rows = dag_rows(factory)
+    assert rows["later"].is_paused
+    assert not rows["unset"].is_paused and not rows["running"].is_paused
 
 
 def test_broken_files_become_import_errors_and_good_files_are_stored(

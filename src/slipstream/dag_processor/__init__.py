@@ -5,7 +5,16 @@ versions and per-file import errors in the metadata database, where the schedule
 web UI read them without ever running user code.
 """
 
+from slipstream.dag_processor.loop import DagProcessorLoop, PassResult
 from slipstream.dag_processor.parsing import ParseOutcome, parse_files
 from slipstream.dag_processor.processor import DagProcessor, FileResult, Progress
 
-__all__ = ["DagProcessor", "FileResult", "ParseOutcome", "Progress", "parse_files"]
+__all__ = [
+    "DagProcessor",
+    "DagProcessorLoop",
+    "FileResult",
+    "ParseOutcome",
+    "PassResult",
+    "Progress",
+    "parse_files",
+]

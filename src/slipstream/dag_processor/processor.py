@@ -8,7 +8,7 @@ depend on which child happened to finish first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,8 @@ class FileResult:
     error: str | None
     duration: float
     stacktrace: str | None = None
+    #: ids the file defines but another file holds, so they were not stored from this one
+    duplicates: tuple[str, ...] = ()
 
 
 Progress = Callable[[Path, int, int], None]
@@ -71,16 +73,30 @@ class DagProcessor:
     def process_folder(self, progress: Progress | None = None) -> list[FileResult]:
         """Parse every DAG file, store the results, and retire DAGs whose file is gone."""
         files = self.dag_files()
-        with transaction(self.session_factory) as session:
-            # First, so a DAG moved from a deleted file to another is free to be claimed.
-            known = {str(p) for p in files}
-            dag_store.deactivate_files_not_in(session, known)
-            import_errors.clear_all_except(session, known)
+        # First, so a DAG moved from a deleted file to another is free to be claimed.
+        self.retire_missing(files)
         return self._process(files, progress)
+
+    def retire_missing(self, files: Collection[Path]) -> list[str]:
+        """Deactivate the DAGs, and forget the import errors, of files not in ``files``.
+
+        Returns the ids of the DAGs it deactivated.
+        """
+        known = {str(p) for p in files}
+        with transaction(self.session_factory) as session:
+            retired = dag_store.deactivate_files_not_in(session, known)
+            import_errors.clear_all_except(session, known)
+        return retired
+
+    def process_files(
+        self, files: Sequence[Path], progress: Progress | None = None
+    ) -> list[FileResult]:
+        """Parse and store these files only; files not listed keep what they stored."""
+        return self._process([Path(p).resolve() for p in files], progress)
 
     def process_file(self, path: Path) -> FileResult:
         """Parse and store one file (its DAGs and its import error, nothing else)."""
-        return self._process([Path(path).resolve()], None)[0]
+        return self.process_files([path])[0]
 
     def _process(self, files: Sequence[Path], progress: Progress | None) -> list[FileResult]:
         done: list[Path] = []
@@ -138,10 +154,12 @@ class DagProcessor:
                 )
             stored: list[str] = []
             duplicates: list[str] = []
+            messages: list[str] = []
             for data in outcome.dags:
                 owner = claims.get(data["dag_id"], path)
                 if owner != path:
-                    duplicates.append(
+                    duplicates.append(data["dag_id"])
+                    messages.append(
                         f"DAG {data['dag_id']!r} is already defined in {owner}, "
                         f"so its definition in {path} is ignored"
                     )
@@ -149,15 +167,22 @@ class DagProcessor:
                 self._store_dag(session, data, now)
                 stored.append(data["dag_id"])
             dag_store.deactivate_missing_in_file(session, path, keep=stored)
-            if duplicates:
-                error = "; ".join(duplicates)
+            if messages:
+                error = "; ".join(messages)
                 import_errors.upsert(session, path, error, None, now)
-                return FileResult(outcome.path, stored, error, outcome.duration)
+                return FileResult(
+                    outcome.path, stored, error, outcome.duration, duplicates=tuple(duplicates)
+                )
             import_errors.clear(session, path)
         return FileResult(outcome.path, stored, None, outcome.duration)
 
     def _store_dag(self, session: Session, data: Mapping[str, Any], now: datetime) -> None:
-        dag, created = dag_store.upsert(session, data, now)  # a write first: see upsert()
+        dag, created = dag_store.upsert(  # a write first: see upsert()
+            session,
+            data,
+            now,
+            paused_by_default=self.config.scheduler.dags_are_paused_at_creation,
+        )
         previous = dag_store.get_serialized(session, data["dag_id"])
         dag_store.record_version(session, dag, data, dag_hash(data), now)
         schedule_changed = previous is None or any(
