@@ -25,15 +25,18 @@ from slipstream.trigger_rule import TriggerRule
 
 __all__ = [
     "MAX_RETRY_DELAY",
+    "QueueCandidate",
     "TaskNode",
     "Verdict",
     "branch_skips",
     "dag_run_outcome",
+    "dagrun_timed_out",
     "decide_ready",
     "descendants",
     "evaluate_trigger_rule",
     "execution_deadline",
     "next_retry_at",
+    "select_to_queue",
     "short_circuit_skips",
     "should_retry",
     "topological_order",
@@ -395,3 +398,60 @@ def _find_cycle(nodes: Mapping[str, TaskNode], acyclic: set[str]) -> list[str]:
     first = body.index(min(body))
     body = body[first:] + body[:first]
     return [*body, body[0]]
+
+
+# --- what to queue -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueCandidate:
+    """A scheduled task instance waiting for room to be queued."""
+
+    ti_id: int
+    run: tuple[str, str]  #: (dag_id, run_id)
+    pool: str
+    pool_slots: int
+    priority_weight: int
+    #: tie-breaker among equal priorities: older runs first, then a stable order
+    order: tuple[str, ...] = ()
+
+
+def select_to_queue(
+    candidates: Iterable[QueueCandidate],
+    *,
+    pool_open: Mapping[str, int],
+    run_open: Mapping[tuple[str, str], int],
+    parallel_open: int,
+) -> list[QueueCandidate]:
+    """Which candidates to queue now, highest priority first, within every limit.
+
+    ``pool_open`` gives each pool's open slots (a pool missing from it does not exist, and
+    its tasks wait); ``run_open`` how many more task instances each run may have queued or
+    running (``max_active_tasks``, which Airflow 3 counts per DAG run); ``parallel_open``
+    how many more the whole installation may. As in Airflow, a candidate that does not fit
+    its pool or its run is passed over and the next one is considered, so one full pool
+    does not hold back the others.
+    """
+    pools = dict(pool_open)
+    runs = dict(run_open)
+    chosen: list[QueueCandidate] = []
+    for candidate in sorted(candidates, key=lambda c: (-c.priority_weight, c.order, c.ti_id)):
+        if len(chosen) >= parallel_open:
+            break
+        if pools.get(candidate.pool, 0) < candidate.pool_slots:
+            continue
+        if runs.get(candidate.run, 0) < 1:
+            continue
+        pools[candidate.pool] -= candidate.pool_slots
+        runs[candidate.run] -= 1
+        chosen.append(candidate)
+    return chosen
+
+
+def dagrun_timed_out(
+    start: datetime | None, timeout: timedelta | None, now: datetime
+) -> bool:
+    """Whether a run that started at ``start`` has run past its ``dagrun_timeout``."""
+    if start is None or timeout is None:
+        return False
+    return ensure_utc(now) - ensure_utc(start) > timeout

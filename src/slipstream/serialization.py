@@ -22,6 +22,7 @@ from slipstream.errors import DagDefinitionError
 from slipstream.sdk.baseoperator import BaseOperator
 from slipstream.sdk.dag import DAG
 from slipstream.sdk.operators.empty import EmptyOperator
+from slipstream.sdk.param import _NOTSET, Param, ParamsDict
 from slipstream.timetables import Timetable, deserialize_timetable, timezone_name
 from slipstream.trigger_rule import TriggerRule
 
@@ -117,7 +118,9 @@ def _serialize_task(task: BaseOperator, weight_total: int) -> dict[str, Any]:
         "ui_color": task.ui_color,
         "ui_fgcolor": task.ui_fgcolor,
         "owner": task.owner,
-        "is_empty": isinstance(task, EmptyOperator),
+        # Nothing to run: the scheduler marks it success itself, as Airflow does.
+        "is_empty": type(task) is EmptyOperator
+        and not (task.on_execute_callback or task.on_success_callback),
         "task_group": task.task_group.group_id if task.task_group is not None else None,
     }
 
@@ -338,6 +341,7 @@ class SerializedDag:
         self.task_dict: dict[str, SerializedTask] = {
             t["task_id"]: SerializedTask.from_dict(t) for t in data["tasks"]
         }
+        self._nodes: dict[str, TaskNode] | None = None
         self.task_groups: dict[str, SerializedTaskGroup] = {
             g["group_id"]: SerializedTaskGroup.from_dict(g) for g in data.get("task_groups", ())
         }
@@ -370,13 +374,25 @@ class SerializedDag:
         return dag_hash(self.data)
 
     def task_nodes(self) -> dict[str, TaskNode]:
-        return {task_id: task.node() for task_id, task in self.task_dict.items()}
+        """The decision inputs of every task (built once: a SerializedDag never changes)."""
+        if self._nodes is None:
+            self._nodes = {task_id: task.node() for task_id, task in self.task_dict.items()}
+        return dict(self._nodes)
 
     def topological_order(self) -> list[str]:
         return list(topological_order(self.task_nodes()))
 
     def param_defaults(self) -> dict[str, Any]:
         return {name: p["default"] for name, p in self.params.items()}
+
+    def resolve_params(self, conf: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The run's params from ``conf`` over the defaults, checked against each schema
+        (InvalidInputError names the param), without importing the DAG file."""
+        params = ParamsDict()
+        for name, p in self.params.items():
+            default = p["default"] if p["has_default"] else _NOTSET
+            params[name] = Param(default, p.get("description"), **p["schema"])
+        return params.resolve(conf)
 
     def group_task_ids(self, group_id: str) -> set[str]:
         """Every task in the group ``group_id``, those of its nested groups included."""

@@ -97,9 +97,14 @@ def test_cli_help_lists_every_group_with_its_own_summary() -> None:
 
     main_module = importlib.import_module("slipstream.cli.main")
 
-    assert set(main_module._SUMMARIES) == set(main_module._GROUPS)
+    assert set(main_module._SUMMARIES) == set(main_module._GROUPS) | set(main_module._COMMANDS)
     for name, module in main_module._GROUPS.items():
         group = importlib.import_module(module).group
         assert group.name == name
         first_words = main_module._SUMMARIES[name].split()[:2]
         assert (group.help or "").split()[:2] == first_words, name
+    for name, (module, attribute) in main_module._COMMANDS.items():
+        command = getattr(importlib.import_module(module), attribute)
+        assert command.name == name
+        first_words = main_module._SUMMARIES[name].split()[:2]
+        assert (command.help or "").split()[:2] == first_words, name

@@ -24,8 +24,19 @@ _GROUPS = {
     "tasks": "slipstream.cli.tasks",
     "variables": "slipstream.cli.variables",
 }
+# Top-level commands, loaded the same way: (module, attribute).
+_COMMANDS = {
+    "dag-processor": ("slipstream.cli.dag_processor", "command"),
+    "scheduler": ("slipstream.cli.components", "scheduler_command"),
+    "standalone": ("slipstream.cli.standalone", "command"),
+    "worker": ("slipstream.cli.components", "worker_command"),
+}
 # What ``slipstream --help`` lists, so that listing loads none of the groups.
 _SUMMARIES = {
+    "dag-processor": "Parse the DAG folder continuously into the database.",
+    "scheduler": "Run the scheduler: create DAG runs and queue ready tasks.",
+    "standalone": "Run slipstream on this machine: DAG processor, scheduler and workers.",
+    "worker": "Run a worker: claim queued tasks and run them.",
     "config": "Show the configuration (file, environment and defaults).",
     "connections": "Manage connections (passwords and extras are encrypted at rest).",
     "dags": "List DAGs, parse DAG files, show import errors and upcoming runs; test a DAG.",
@@ -38,14 +49,18 @@ _SUMMARIES = {
 
 class _Root(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*_GROUPS, *self.commands])
+        return sorted([*_GROUPS, *_COMMANDS, *self.commands])
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, _SUMMARIES[name]) for name in sorted(_GROUPS)]
+        rows = [(name, _SUMMARIES[name]) for name in sorted([*_GROUPS, *_COMMANDS])]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS:
+            module, attribute = _COMMANDS[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
         if cmd_name not in _GROUPS:
             return super().get_command(ctx, cmd_name)
         group: click.Group = importlib.import_module(_GROUPS[cmd_name]).group

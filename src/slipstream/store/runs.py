@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from slipstream.errors import AlreadyExistsError
 from slipstream.sdk.context import PreviousRun
+from slipstream.serialization import SerializedDag
 from slipstream.states import DagRunState, TaskInstanceState
 from slipstream.store.models import DagRun, TaskInstance
 
@@ -28,6 +29,22 @@ class TaskSpec:
     pool_slots: int = 1
     queue: str = "default"
     priority_weight: int = 1
+
+
+def task_specs(dag: SerializedDag) -> list[TaskSpec]:
+    """The task instance rows a new run of ``dag`` needs."""
+    return [
+        TaskSpec(
+            task_id=t.task_id,
+            operator=t.operator,
+            max_tries=t.retries,
+            pool=t.pool,
+            pool_slots=t.pool_slots,
+            queue=t.queue,
+            priority_weight=t.priority_weight_total,
+        )
+        for t in dag.task_dict.values()
+    ]
 
 
 def create_dag_run(
@@ -164,3 +181,33 @@ def as_previous_run(run: DagRun | None) -> PreviousRun | None:
     if run is None:
         return None
     return PreviousRun(run.data_interval_start, run.data_interval_end, run.start_date, run.end_date)
+
+
+def find_dag_runs(
+    session: Session,
+    dag_id: str,
+    *,
+    states: Iterable[DagRunState] | None = None,
+    run_id: str | None = None,
+    logical_date_from: datetime | None = None,
+    logical_date_to: datetime | None = None,
+    limit: int | None = None,
+) -> list[DagRun]:
+    """Runs of ``dag_id``, newest logical date first, filtered by state, run id and an
+    inclusive range of logical dates."""
+    query = (
+        select(DagRun)
+        .where(DagRun.dag_id == dag_id)
+        .order_by(DagRun.logical_date.desc(), DagRun.id.desc())
+    )
+    if states is not None:
+        query = query.where(DagRun.state.in_([s.value for s in states]))
+    if run_id is not None:
+        query = query.where(DagRun.run_id == run_id)
+    if logical_date_from is not None:
+        query = query.where(DagRun.logical_date >= logical_date_from)
+    if logical_date_to is not None:
+        query = query.where(DagRun.logical_date <= logical_date_to)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))

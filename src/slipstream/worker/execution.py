@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -213,6 +214,7 @@ class ChildTry:
     chunks: list[bytes] = field(default_factory=list)
     #: the supervisor had to stop the try for running past its execution_timeout
     timed_out: bool = False
+    reaped: bool = False
 
     def read(self) -> bool:
         """Read what the child sent; True once the child closed its end (it is exiting)."""
@@ -254,16 +256,26 @@ class ChildTry:
         self.kill()
         return self.collect()
 
-    def collect(self) -> TryOutcome:
-        """Reap the child and return its outcome (a failure when it died without one)."""
+    def collect(self, *, wait: bool = True) -> TryOutcome:
+        """Reap the child and return its outcome (a failure when it died without one).
+
+        With ``wait=False`` a child that reported its outcome is not waited for: it has
+        nothing left to do but exit, which can take milliseconds for a large process, and
+        the caller reaps it later (``reaped`` tells whether that is still to do).
+        """
         os.close(self.fd)
-        _, status = os.waitpid(self.pid, 0)
         payload = b"".join(self.chunks)
         if payload:
             try:
-                return TryOutcome.from_json(payload.decode())
+                outcome = TryOutcome.from_json(payload.decode())
             except (ValueError, KeyError):
                 pass
+            else:
+                pid, _ = os.waitpid(self.pid, 0 if wait else os.WNOHANG)
+                self.reaped = pid != 0
+                return outcome
+        _, status = os.waitpid(self.pid, 0)
+        self.reaped = True
         if os.WIFSIGNALED(status):
             why = f"was killed by signal {os.WTERMSIG(status)}"
         else:
@@ -287,8 +299,36 @@ def start_child(
     ``child_init`` runs first in the child (e.g. to open its own database connections, since
     connections must never be shared across a fork) and returns the XCom reader to use.
     """
+
+    def prepare() -> tuple[TryRequest, XComReader | None]:
+        return request, child_init()
+
     assert request.log_path is not None
-    request.log_path.parent.mkdir(parents=True, exist_ok=True)
+    return fork_try(
+        task_id=request.task.task_id,
+        try_number=request.try_number,
+        log_path=request.log_path,
+        execution_timeout=request.task.execution_timeout,
+        kill_grace=kill_grace,
+        now_monotonic=now_monotonic,
+        prepare=prepare,
+    )
+
+
+def fork_try(
+    *,
+    task_id: str,
+    try_number: int,
+    log_path: Path,
+    execution_timeout: timedelta | None,
+    kill_grace: float,
+    now_monotonic: float,
+    prepare: Callable[[], tuple[TryRequest, XComReader | None]],
+) -> ChildTry:
+    """Fork a child that calls ``prepare`` (in the child: load what the try needs, e.g. the
+    DAG file) and runs the request it returns, its output going to ``log_path``. Whatever
+    ``prepare`` raises fails the try, with the reason in the log."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -298,31 +338,32 @@ def start_child(
         try:
             os.close(read_fd)
             os.setsid()  # own process group: a kill reaches whatever the task started
-            _child_main(request, child_init, write_fd)
+            _child_main(log_path, prepare, write_fd)
         except BaseException:
             code = 1
         finally:
             os._exit(code)
     os.close(write_fd)
-    timeout = request.task.execution_timeout
+    timeout = execution_timeout
     deadline = now_monotonic + timeout.total_seconds() + kill_grace if timeout else None
-    return ChildTry(request.task.task_id, request.try_number, pid, read_fd, deadline)
+    return ChildTry(task_id, try_number, pid, read_fd, deadline)
 
 
 def _child_main(
-    request: TryRequest, child_init: Callable[[], XComReader | None], write_fd: int
+    log_path: Path,
+    prepare: Callable[[], tuple[TryRequest, XComReader | None]],
+    write_fd: int,
 ) -> None:
-    assert request.log_path is not None
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    log_fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     log = open(log_fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
     # Everything written to fd 1 and 2 — by Python, C code or programs the task starts —
     # passes through the masking pump on its way to the log.
     stop_pump = pump_fds_to_log(log)
     capture_output(open(1, "w", buffering=1, encoding="utf-8", closefd=False))  # noqa: SIM115
     try:
-        reader = child_init()
+        request, reader = prepare()
         outcome = execute_task(request, reader)
     except BaseException as exc:  # failing to even start the task is a failed try
         print(f"Task could not start:\n{traceback.format_exc()}")

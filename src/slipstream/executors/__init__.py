@@ -1,0 +1,1 @@
+"""The work queue: how ready task instances reach workers, and how their ends come back."""

@@ -1,0 +1,330 @@
+"""The task instance rows as a work queue: queue, claim, heartbeat, and find lost tries.
+
+A row in state ``queued`` is a message waiting for a worker. Every move is a compare-and-set
+on (state, try number), so two workers can never both claim a try, and a worker that lost
+its try (it was presumed dead, or the try was cleared) learns so from its next write instead
+of overwriting the newer truth. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from slipstream.states import DagRunState, TaskInstanceState
+from slipstream.store.models import DagRun, TaskInstance
+from slipstream.store.xcoms import clear_xcoms
+
+_S = TaskInstanceState
+IN_FLIGHT = (_S.QUEUED.value, _S.RUNNING.value)
+
+
+@dataclass(frozen=True)
+class TryRef:
+    """A try as the queue knows it."""
+
+    ti_id: int
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+    queue: str
+    pool: str
+    pool_slots: int
+    priority_weight: int
+    max_tries: int = 0
+
+
+def _ref(row: TaskInstance) -> TryRef:
+    return TryRef(
+        row.id,
+        row.dag_id,
+        row.run_id,
+        row.task_id,
+        row.map_index,
+        row.try_number,
+        row.queue,
+        row.pool,
+        row.pool_slots,
+        row.priority_weight,
+        row.max_tries,
+    )
+
+
+# --- the scheduler's side ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A scheduled try with what the queueing decision needs of its run."""
+
+    ref: TryRef
+    logical_date: datetime | None
+    dag_version_id: int | None
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """Queued and running task instances, counted the ways the limits need."""
+
+    total: int
+    by_run: dict[tuple[str, str], int]
+    pool_slots: dict[str, int]
+
+
+_REF_COLUMNS = (
+    TaskInstance.id,
+    TaskInstance.dag_id,
+    TaskInstance.run_id,
+    TaskInstance.task_id,
+    TaskInstance.map_index,
+    TaskInstance.try_number,
+    TaskInstance.queue,
+    TaskInstance.pool,
+    TaskInstance.pool_slots,
+    TaskInstance.priority_weight,
+    TaskInstance.max_tries,
+)
+
+
+def scheduled(session: Session, limit: int) -> list[Candidate]:
+    """Scheduled tries of running runs, best first (plain columns: this runs every pass)."""
+    query = (
+        select(*_REF_COLUMNS, DagRun.logical_date, DagRun.dag_version_id)
+        .join(
+            DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
+        )
+        .where(TaskInstance.state == _S.SCHEDULED.value, DagRun.state == DagRunState.RUNNING.value)
+        .order_by(TaskInstance.priority_weight.desc(), DagRun.logical_date, TaskInstance.id)
+        .limit(limit)
+    )
+    return [
+        Candidate(_ref_from_row(row), row.logical_date, row.dag_version_id)
+        for row in session.execute(query)
+    ]
+
+
+def _ref_from_row(row: Any) -> TryRef:
+    return TryRef(
+        ti_id=row.id,
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        task_id=row.task_id,
+        map_index=row.map_index,
+        try_number=row.try_number,
+        queue=row.queue,
+        pool=row.pool,
+        pool_slots=row.pool_slots,
+        priority_weight=row.priority_weight,
+        max_tries=row.max_tries,
+    )
+
+
+def in_flight(session: Session) -> InFlight:
+    query = (
+        select(
+            TaskInstance.dag_id,
+            TaskInstance.run_id,
+            TaskInstance.pool,
+            func.count(),
+            func.sum(TaskInstance.pool_slots),
+        )
+        .where(TaskInstance.state.in_(IN_FLIGHT))
+        .group_by(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.pool)
+    )
+    total = 0
+    by_run: dict[tuple[str, str], int] = {}
+    pool_slots: dict[str, int] = {}
+    for dag_id, run_id, pool, n, slots in session.execute(query):
+        total += int(n)
+        by_run[(dag_id, run_id)] = by_run.get((dag_id, run_id), 0) + int(n)
+        pool_slots[pool] = pool_slots.get(pool, 0) + int(slots or 0)
+    return InFlight(total, by_run, pool_slots)
+
+
+def queue_try(session: Session, ref: TryRef, now: datetime) -> TryRef | None:
+    """scheduled → queued with the next try number; None if the row moved meanwhile."""
+    result = session.execute(
+        update(TaskInstance)
+        .where(
+            TaskInstance.id == ref.ti_id,
+            TaskInstance.state == _S.SCHEDULED.value,
+            TaskInstance.try_number == ref.try_number,
+        )
+        .values(
+            state=_S.QUEUED.value,
+            try_number=ref.try_number + 1,
+            queued_at=now,
+            updated_at=now,
+            hostname=None,
+            pid=None,
+            worker_job_id=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return TryRef(**{**ref.__dict__, "try_number": ref.try_number + 1})
+
+
+def running_past_heartbeat(session: Session, *, now: datetime, timeout: float) -> list[TryRef]:
+    """Running tries whose worker has not heartbeat them for ``timeout`` seconds."""
+    query = select(TaskInstance).where(
+        TaskInstance.state == _S.RUNNING.value,
+        TaskInstance.last_heartbeat_at < now - timedelta(seconds=timeout),
+    )
+    return [_ref(row) for row in session.scalars(query)]
+
+
+# --- the worker's side ------------------------------------------------------------------
+
+
+def count_queued(session: Session, queues: Collection[str]) -> int:
+    query = select(func.count()).where(
+        TaskInstance.state == _S.QUEUED.value, TaskInstance.queue.in_(list(queues))
+    )
+    return int(session.scalar(query) or 0)
+
+
+def claim(
+    session: Session,
+    *,
+    queues: Collection[str],
+    limit: int,
+    job_id: int,
+    hostname: str,
+    pid: int,
+    now: datetime,
+) -> list[TryRef]:
+    """Claim up to ``limit`` queued tries of ``queues``, best first: queued → running.
+
+    On PostgreSQL the candidates are locked with SKIP LOCKED, so workers claiming at once
+    take different rows instead of queueing behind each other; everywhere the claim itself
+    is a compare-and-set, so a row taken by another worker meanwhile is simply passed over.
+    """
+    if limit < 1:
+        return []
+    query = (
+        select(TaskInstance)
+        .where(TaskInstance.state == _S.QUEUED.value, TaskInstance.queue.in_(list(queues)))
+        .order_by(TaskInstance.priority_weight.desc(), TaskInstance.queued_at, TaskInstance.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    claimed = []
+    for row in list(session.scalars(query)):
+        ref = _ref(row)
+        result = session.execute(
+            update(TaskInstance)
+            .where(
+                TaskInstance.id == ref.ti_id,
+                TaskInstance.state == _S.QUEUED.value,
+                TaskInstance.try_number == ref.try_number,
+            )
+            .values(
+                state=_S.RUNNING.value,
+                start_date=now,
+                end_date=None,
+                duration=None,
+                next_retry_at=None,
+                error=None,
+                hostname=hostname,
+                pid=pid,
+                worker_job_id=job_id,
+                last_heartbeat_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            # A new try starts from nothing: what an earlier try pushed is gone.
+            clear_xcoms(
+                session,
+                dag_id=ref.dag_id,
+                run_id=ref.run_id,
+                task_id=ref.task_id,
+                map_index=ref.map_index,
+            )
+            claimed.append(ref)
+    return claimed
+
+
+def claim_one(
+    session: Session,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    try_number: int,
+    job_id: int,
+    hostname: str,
+    pid: int,
+    now: datetime,
+) -> TryRef | None:
+    """Claim the try a workload names (queued → running), if it is still that try."""
+    row = session.scalar(
+        select(TaskInstance).where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index,
+            TaskInstance.state == _S.QUEUED.value,
+            TaskInstance.try_number == try_number,
+        )
+    )
+    if row is None:
+        return None
+    result = session.execute(
+        update(TaskInstance)
+        .where(
+            TaskInstance.id == row.id,
+            TaskInstance.state == _S.QUEUED.value,
+            TaskInstance.try_number == try_number,
+        )
+        .values(
+            state=_S.RUNNING.value,
+            start_date=now,
+            end_date=None,
+            duration=None,
+            next_retry_at=None,
+            error=None,
+            hostname=hostname,
+            pid=pid,
+            worker_job_id=job_id,
+            last_heartbeat_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    clear_xcoms(session, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
+    return _ref(row)
+
+
+def heartbeat(session: Session, tries: Iterable[tuple[int, int]], now: datetime) -> list[int]:
+    """Heartbeat running tries given as (ti_id, try_number); returns the ids no longer
+    running under that try number: the worker has lost them and must stop them."""
+    lost = []
+    for ti_id, try_number in tries:
+        result = session.execute(
+            update(TaskInstance)
+            .where(
+                TaskInstance.id == ti_id,
+                TaskInstance.state == _S.RUNNING.value,
+                TaskInstance.try_number == try_number,
+            )
+            .values(last_heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            lost.append(ti_id)
+    return lost

@@ -1,0 +1,130 @@
+"""The scheduler's queries on DAGs and DAG runs. The caller owns the transaction.
+
+Each query matches an index (``ix_dag_next_dagrun_create_after``, ``ix_dag_run_state``,
+``ix_task_instance_state_*``), so a pass over a quiet installation reads almost nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from slipstream.states import DagRunState, DagRunType, TaskInstanceState
+from slipstream.store.models import Dag, DagRun, TaskInstance
+
+ACTIVE_RUN_STATES = (DagRunState.QUEUED.value, DagRunState.RUNNING.value)
+#: runs that ``slipstream dags test`` drives itself; the scheduler leaves them alone
+TEST_TRIGGER = "test"
+
+
+def due_dags(session: Session, now: datetime) -> list[Dag]:
+    """Unpaused, active DAGs whose next scheduled run may be created at ``now``."""
+    query = (
+        select(Dag)
+        .where(
+            Dag.is_paused.is_(False),
+            Dag.is_active.is_(True),
+            Dag.latest_version_id.is_not(None),
+            Dag.next_dagrun_create_after <= now,
+        )
+        .order_by(Dag.next_dagrun_create_after)
+    )
+    return list(session.scalars(query))
+
+
+def next_creation_times(session: Session, blocked: Collection[str]) -> datetime | None:
+    """The earliest time a scheduled run becomes due, ignoring DAGs in ``blocked`` (at
+    their max_active_runs: they are looked at again when one of their runs ends)."""
+    query = select(func.min(Dag.next_dagrun_create_after)).where(
+        Dag.is_paused.is_(False),
+        Dag.is_active.is_(True),
+        Dag.latest_version_id.is_not(None),
+    )
+    if blocked:
+        query = query.where(Dag.dag_id.not_in(list(blocked)))
+    return session.scalar(query)
+
+
+def active_run_counts(session: Session) -> dict[str, dict[str, int]]:
+    """``{dag_id: {state: count}}`` of queued and running runs."""
+    query = (
+        select(DagRun.dag_id, DagRun.state, func.count())
+        .where(DagRun.state.in_(ACTIVE_RUN_STATES))
+        .group_by(DagRun.dag_id, DagRun.state)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for dag_id, state, n in session.execute(query):
+        counts.setdefault(dag_id, {})[state] = int(n)
+    return counts
+
+
+def has_queued_runs(session: Session) -> bool:
+    query = select(DagRun.id).where(DagRun.state == DagRunState.QUEUED.value).limit(1)
+    return session.scalar(query) is not None
+
+
+def queued_runs(session: Session) -> list[tuple[DagRun, bool]]:
+    """Queued runs, oldest first, each with whether its DAG is paused."""
+    query = (
+        select(DagRun, Dag.is_paused)
+        .join(Dag, Dag.dag_id == DagRun.dag_id)
+        .where(DagRun.state == DagRunState.QUEUED.value)
+        .order_by(DagRun.run_after, DagRun.logical_date, DagRun.id)
+    )
+    return [(run, bool(paused)) for run, paused in session.execute(query)]
+
+
+def running_runs(session: Session, keys: Collection[tuple[str, str]] | None = None) -> list[DagRun]:
+    """Running runs the scheduler drives (all, or those of ``keys``), oldest first.
+
+    Runs of paused DAGs are left as they are, as in Airflow, except backfills, which were
+    asked for explicitly.
+    """
+    query = (
+        select(DagRun)
+        .join(Dag, Dag.dag_id == DagRun.dag_id)
+        .where(
+            DagRun.state == DagRunState.RUNNING.value,
+            (DagRun.triggered_by.is_(None)) | (DagRun.triggered_by != TEST_TRIGGER),
+            Dag.is_paused.is_(False) | (DagRun.run_type == DagRunType.BACKFILL.value),
+        )
+        .order_by(DagRun.logical_date, DagRun.id)
+    )
+    if keys is not None:
+        if not keys:
+            return []
+        dag_ids = {k[0] for k in keys}
+        query = query.where(DagRun.dag_id.in_(dag_ids))
+        return [r for r in session.scalars(query) if (r.dag_id, r.run_id) in keys]
+    return list(session.scalars(query))
+
+
+def runs_with_due_retries(session: Session, now: datetime) -> set[tuple[str, str]]:
+    query = (
+        select(TaskInstance.dag_id, TaskInstance.run_id)
+        .where(
+            TaskInstance.state == TaskInstanceState.UP_FOR_RETRY.value,
+            (TaskInstance.next_retry_at.is_(None)) | (TaskInstance.next_retry_at <= now),
+        )
+        .distinct()
+    )
+    return {(d, r) for d, r in session.execute(query)}
+
+
+def next_retry_time(session: Session) -> datetime | None:
+    return session.scalar(
+        select(func.min(TaskInstance.next_retry_at)).where(
+            TaskInstance.state == TaskInstanceState.UP_FOR_RETRY.value
+        )
+    )
+
+
+def ti_states(session: Session, dag_id: str, run_id: str) -> dict[str, tuple[str, datetime | None]]:
+    """``{task_id: (state, next_retry_at)}`` of a run (plain columns: this runs every pass)."""
+    query = select(TaskInstance.task_id, TaskInstance.state, TaskInstance.next_retry_at).where(
+        TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+    )
+    return {task_id: (state, retry) for task_id, state, retry in session.execute(query)}
