@@ -16,7 +16,7 @@ from slipstream.states import DagRunState, TaskInstanceState
 from slipstream.store import runs as run_store
 from slipstream.store import scheduling
 from slipstream.store import task_instances as ti_store
-from slipstream.store.models import DagRun
+from slipstream.store.scheduling import RunRow
 from slipstream.store.task_instances import TIKey
 
 _S = TaskInstanceState
@@ -33,7 +33,7 @@ class Evaluation:
 
 
 def evaluate_run(
-    session: Session, run: DagRun, dag: SerializedDag, *, now: datetime, hostname: str
+    session: Session, run: RunRow, dag: SerializedDag, *, now: datetime, hostname: str
 ) -> Evaluation:
     result = Evaluation()
     rows = scheduling.ti_states(session, run.dag_id, run.run_id)
@@ -104,7 +104,7 @@ def evaluate_run(
 
 def _end_run(
     session: Session,
-    run: DagRun,
+    run: RunRow,
     outcome: DagRunState,
     states: dict[str, TaskInstanceState],
     now: datetime,

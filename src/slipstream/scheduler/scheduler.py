@@ -238,8 +238,8 @@ class Scheduler:
             queued = scheduling.queued_runs(session)
             counts = scheduling.active_run_counts(session)
             running = {d: c.get(DagRunState.RUNNING.value, 0) for d, c in counts.items()}
-            for run, paused in queued:
-                if paused and run.run_type != DagRunType.BACKFILL.value:
+            for run, held in queued:
+                if held:
                     continue  # a paused DAG's runs wait, as in Airflow
                 if run.dag_version_id is None:
                     continue

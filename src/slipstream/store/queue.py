@@ -211,49 +211,15 @@ def claim(
     if limit < 1:
         return []
     query = (
-        select(TaskInstance)
+        select(*_REF_COLUMNS)
         .where(TaskInstance.state == _S.QUEUED.value, TaskInstance.queue.in_(list(queues)))
         .order_by(TaskInstance.priority_weight.desc(), TaskInstance.queued_at, TaskInstance.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    claimed = []
-    for row in list(session.scalars(query)):
-        ref = _ref(row)
-        result = session.execute(
-            update(TaskInstance)
-            .where(
-                TaskInstance.id == ref.ti_id,
-                TaskInstance.state == _S.QUEUED.value,
-                TaskInstance.try_number == ref.try_number,
-            )
-            .values(
-                state=_S.RUNNING.value,
-                start_date=now,
-                end_date=None,
-                duration=None,
-                next_retry_at=None,
-                error=None,
-                hostname=hostname,
-                pid=pid,
-                worker_job_id=job_id,
-                last_heartbeat_at=now,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            # A new try starts from nothing: what an earlier try pushed is gone.
-            clear_xcoms(
-                session,
-                dag_id=ref.dag_id,
-                run_id=ref.run_id,
-                task_id=ref.task_id,
-                map_index=ref.map_index,
-            )
-            claimed.append(ref)
-    return claimed
+    refs = [_ref_from_row(row) for row in session.execute(query)]
+    return [ref for ref in refs if _claim(session, ref, job_id, hostname, pid, now)]
 
 
 def claim_one(
@@ -270,8 +236,8 @@ def claim_one(
     now: datetime,
 ) -> TryRef | None:
     """Claim the try a workload names (queued → running), if it is still that try."""
-    row = session.scalar(
-        select(TaskInstance).where(
+    row = session.execute(
+        select(*_REF_COLUMNS).where(
             TaskInstance.dag_id == dag_id,
             TaskInstance.run_id == run_id,
             TaskInstance.task_id == task_id,
@@ -279,15 +245,22 @@ def claim_one(
             TaskInstance.state == _S.QUEUED.value,
             TaskInstance.try_number == try_number,
         )
-    )
+    ).first()
     if row is None:
         return None
+    ref = _ref_from_row(row)
+    return ref if _claim(session, ref, job_id, hostname, pid, now) else None
+
+
+def _claim(
+    session: Session, ref: TryRef, job_id: int, hostname: str, pid: int, now: datetime
+) -> bool:
     result = session.execute(
         update(TaskInstance)
         .where(
-            TaskInstance.id == row.id,
+            TaskInstance.id == ref.ti_id,
             TaskInstance.state == _S.QUEUED.value,
-            TaskInstance.try_number == try_number,
+            TaskInstance.try_number == ref.try_number,
         )
         .values(
             state=_S.RUNNING.value,
@@ -305,9 +278,18 @@ def claim_one(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    clear_xcoms(session, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
-    return _ref(row)
+        return False
+    if ref.try_number > 1:
+        # A new try starts from nothing: what an earlier try pushed is gone. (A first try
+        # has nothing to clear: its run was created without XComs.)
+        clear_xcoms(
+            session,
+            dag_id=ref.dag_id,
+            run_id=ref.run_id,
+            task_id=ref.task_id,
+            map_index=ref.map_index,
+        )
+    return True
 
 
 def heartbeat(session: Session, tries: Iterable[tuple[int, int]], now: datetime) -> list[int]:

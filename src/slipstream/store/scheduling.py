@@ -7,9 +7,10 @@ Each query matches an index (``ix_dag_next_dagrun_create_after``, ``ix_dag_run_s
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from slipstream.states import DagRunState, DagRunType, TaskInstanceState
@@ -18,6 +19,8 @@ from slipstream.store.models import Dag, DagRun, TaskInstance
 ACTIVE_RUN_STATES = (DagRunState.QUEUED.value, DagRunState.RUNNING.value)
 #: runs that ``slipstream dags test`` drives itself; the scheduler leaves them alone
 TEST_TRIGGER = "test"
+#: runs a backfill asked for (new, or earlier runs it re-runs): they proceed while paused
+BACKFILL_TRIGGER = "backfill"
 
 
 def due_dags(session: Session, now: datetime) -> list[Dag]:
@@ -67,9 +70,15 @@ def has_queued_runs(session: Session) -> bool:
 
 
 def queued_runs(session: Session) -> list[tuple[DagRun, bool]]:
-    """Queued runs, oldest first, each with whether its DAG is paused."""
+    """Queued runs, oldest first, each with whether they must wait for a paused DAG (a
+    backfill's runs do not)."""
     query = (
-        select(DagRun, Dag.is_paused)
+        select(
+            DagRun,
+            Dag.is_paused
+            & (DagRun.run_type != DagRunType.BACKFILL.value)
+            & ((DagRun.triggered_by.is_(None)) | (DagRun.triggered_by != BACKFILL_TRIGGER)),
+        )
         .join(Dag, Dag.dag_id == DagRun.dag_id)
         .where(DagRun.state == DagRunState.QUEUED.value)
         .order_by(DagRun.run_after, DagRun.logical_date, DagRun.id)
@@ -77,29 +86,48 @@ def queued_runs(session: Session) -> list[tuple[DagRun, bool]]:
     return [(run, bool(paused)) for run, paused in session.execute(query)]
 
 
-def running_runs(session: Session, keys: Collection[tuple[str, str]] | None = None) -> list[DagRun]:
+@dataclass(frozen=True)
+class RunRow:
+    """What a pass needs of a running run (plain columns: read on every pass)."""
+
+    dag_id: str
+    run_id: str
+    run_type: str
+    logical_date: datetime | None
+    start_date: datetime | None
+    dag_version_id: int | None
+
+
+def running_runs(session: Session, keys: Collection[tuple[str, str]] | None = None) -> list[RunRow]:
     """Running runs the scheduler drives (all, or those of ``keys``), oldest first.
 
     Runs of paused DAGs are left as they are, as in Airflow, except backfills, which were
-    asked for explicitly.
+    asked for explicitly. Runs that ``dags test`` drives itself are never touched.
     """
+    if keys is not None and not keys:
+        return []
     query = (
-        select(DagRun)
+        select(
+            DagRun.dag_id,
+            DagRun.run_id,
+            DagRun.run_type,
+            DagRun.logical_date,
+            DagRun.start_date,
+            DagRun.dag_version_id,
+        )
         .join(Dag, Dag.dag_id == DagRun.dag_id)
         .where(
             DagRun.state == DagRunState.RUNNING.value,
             (DagRun.triggered_by.is_(None)) | (DagRun.triggered_by != TEST_TRIGGER),
-            Dag.is_paused.is_(False) | (DagRun.run_type == DagRunType.BACKFILL.value),
+            Dag.is_paused.is_(False)
+            | (DagRun.run_type == DagRunType.BACKFILL.value)
+            | (DagRun.triggered_by == BACKFILL_TRIGGER),
         )
         .order_by(DagRun.logical_date, DagRun.id)
     )
     if keys is not None:
-        if not keys:
-            return []
-        dag_ids = {k[0] for k in keys}
-        query = query.where(DagRun.dag_id.in_(dag_ids))
-        return [r for r in session.scalars(query) if (r.dag_id, r.run_id) in keys]
-    return list(session.scalars(query))
+        query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(keys)))
+    return [RunRow(*row) for row in session.execute(query)]
 
 
 def runs_with_due_retries(session: Session, now: datetime) -> set[tuple[str, str]]:

@@ -11,12 +11,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from slipstream.states import TaskInstanceState
 from slipstream.store.models import TaskInstance, TaskInstanceHistory
 from slipstream.store.xcoms import clear_xcoms, put_xcoms
+
+#: what a try's history row copies from its task instance
+_HISTORY_COLUMNS = (
+    TaskInstance.max_tries,
+    TaskInstance.operator,
+    TaskInstance.pool,
+    TaskInstance.pool_slots,
+    TaskInstance.queue,
+    TaskInstance.priority_weight,
+    TaskInstance.hostname,
+    TaskInstance.pid,
+    TaskInstance.queued_at,
+    TaskInstance.start_date,
+    TaskInstance.dag_version_id,
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,11 @@ def finish_try(
 ) -> bool:
     """Record the end of a try — state, XComs and a history row — if this try still owns
     the row (state running, same try number). Returns False, writing nothing, otherwise."""
-    row = get(session, key)
+    # Plain columns, not an ORM object: this runs once per try, on the path from a task's
+    # end to its downstream's start.
+    row = session.execute(
+        select(*_HISTORY_COLUMNS, TaskInstance.state, TaskInstance.try_number).where(_where(key))
+    ).first()
     if row is None or row.state != TaskInstanceState.RUNNING.value or row.try_number != try_number:
         return False
     duration = (now - row.start_date).total_seconds() if row.start_date else None
@@ -164,27 +183,17 @@ def finish_try(
     )
     if updated.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.add(
-        TaskInstanceHistory(
+    session.execute(
+        insert(TaskInstanceHistory).values(
+            **{c.key: getattr(row, c.key) for c in _HISTORY_COLUMNS},
             dag_id=key.dag_id,
             run_id=key.run_id,
             task_id=key.task_id,
             map_index=key.map_index,
             try_number=try_number,
-            max_tries=row.max_tries,
             state=state.value,
-            operator=row.operator,
-            pool=row.pool,
-            pool_slots=row.pool_slots,
-            queue=row.queue,
-            priority_weight=row.priority_weight,
-            hostname=row.hostname,
-            pid=row.pid,
-            queued_at=row.queued_at,
-            start_date=row.start_date,
             end_date=now,
             duration=duration,
-            dag_version_id=row.dag_version_id,
             error=error,
         )
     )

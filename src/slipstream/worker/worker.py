@@ -22,6 +22,7 @@ import selectors
 import signal
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,6 +101,9 @@ class Worker:
         self.job_id: int | None = None
         self.running: dict[int, _Running] = {}  # by the child's pipe fd
         self._dags: dict[int, SerializedDag] = {}
+        self._runs: OrderedDict[
+            tuple[str, str], tuple[DagRunInfo | None, SerializedDag | None]
+        ] = OrderedDict()
         self._stopping = False
         self._stop_deadline: float | None = None
         self.tries_run = 0
@@ -247,6 +251,21 @@ class Worker:
         return started
 
     def _describe(
+        self, session: Session, ref: TryRef
+    ) -> tuple[DagRunInfo | None, SerializedDag | None]:
+        """The run's context and DAG version, read once per run: neither changes while the
+        run lasts (a cleared run keeps its logical date, conf and version)."""
+        key = (ref.dag_id, ref.run_id)
+        cached = self._runs.get(key)
+        if cached is None:
+            cached = self._read_run(session, ref)
+            if cached[0] is not None:
+                self._runs[key] = cached
+                if len(self._runs) > 128:
+                    self._runs.popitem(last=False)
+        return cached
+
+    def _read_run(
         self, session: Session, ref: TryRef
     ) -> tuple[DagRunInfo | None, SerializedDag | None]:
         row = run_store.get_dag_run(session, ref.dag_id, ref.run_id)
