@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from slipstream.clock import ensure_utc
 from slipstream.errors import BranchError, CycleError
@@ -26,6 +27,7 @@ from slipstream.trigger_rule import TriggerRule
 __all__ = [
     "MAX_RETRY_DELAY",
     "QueueCandidate",
+    "RetryPolicy",
     "TaskNode",
     "Verdict",
     "branch_skips",
@@ -36,6 +38,7 @@ __all__ = [
     "evaluate_trigger_rule",
     "execution_deadline",
     "next_retry_at",
+    "retry_due",
     "select_to_queue",
     "short_circuit_skips",
     "should_retry",
@@ -309,6 +312,37 @@ def next_retry_at(
     return finished_at + min(timedelta(seconds=seconds), cap)
 
 
+class RetryPolicy(Protocol):
+    """A task's retry settings, live (an operator) or serialized."""
+
+    @property
+    def retry_delay(self) -> timedelta: ...
+    @property
+    def retry_exponential_backoff(self) -> bool: ...
+    @property
+    def max_retry_delay(self) -> timedelta | None: ...
+
+
+def retry_due(
+    task: RetryPolicy,
+    *,
+    try_number: int,
+    finished_at: datetime,
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+) -> datetime:
+    """:func:`next_retry_at` with ``task``'s settings, jittered by the try's identity."""
+    return next_retry_at(
+        try_number=try_number,
+        finished_at=finished_at,
+        retry_delay=task.retry_delay,
+        exponential_backoff=task.retry_exponential_backoff,
+        max_retry_delay=task.max_retry_delay,
+        key=f"{dag_id}.{task_id}.{run_id}",
+    )
+
+
 def execution_deadline(start: datetime, execution_timeout: timedelta | None) -> datetime | None:
     """When a try that started at ``start`` must be stopped, or None if it may run forever."""
     if execution_timeout is None:
@@ -448,9 +482,7 @@ def select_to_queue(
     return chosen
 
 
-def dagrun_timed_out(
-    start: datetime | None, timeout: timedelta | None, now: datetime
-) -> bool:
+def dagrun_timed_out(start: datetime | None, timeout: timedelta | None, now: datetime) -> bool:
     """Whether a run that started at ``start`` has run past its ``dagrun_timeout``."""
     if start is None or timeout is None:
         return False

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from slipstream.clock import utcnow
 from slipstream.config import Config
-from slipstream.decisions import QueueCandidate, next_retry_at, select_to_queue, should_retry
+from slipstream.decisions import QueueCandidate, retry_due, select_to_queue, should_retry
 from slipstream.executors.base import Executor, Workload
 from slipstream.scheduler.dag_cache import DagCache
 from slipstream.scheduler.evaluation import evaluate_run
@@ -270,13 +270,13 @@ class Scheduler:
                 retry = should_retry(try_number=ref.try_number, max_tries=ref.max_tries)
                 due = None
                 if retry and task is not None:
-                    due = next_retry_at(
+                    due = retry_due(
+                        task,
                         try_number=ref.try_number,
                         finished_at=now,
-                        retry_delay=task.retry_delay,
-                        exponential_backoff=task.retry_exponential_backoff,
-                        max_retry_delay=task.max_retry_delay,
-                        key=f"{ref.dag_id}.{ref.task_id}.{ref.run_id}",
+                        dag_id=ref.dag_id,
+                        task_id=ref.task_id,
+                        run_id=ref.run_id,
                     )
                 error = (
                     f"the worker running this try stopped heartbeating for over {timeout:g} s "

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from slipstream.states import DagRunState, TaskInstanceState
 from slipstream.store.models import DagRun, TaskInstance
+from slipstream.store.task_instances import running_values
 from slipstream.store.xcoms import clear_xcoms
 
 _S = TaskInstanceState
@@ -39,22 +40,6 @@ class TryRef:
     pool_slots: int
     priority_weight: int
     max_tries: int = 0
-
-
-def _ref(row: TaskInstance) -> TryRef:
-    return TryRef(
-        row.id,
-        row.dag_id,
-        row.run_id,
-        row.task_id,
-        row.map_index,
-        row.try_number,
-        row.queue,
-        row.pool,
-        row.pool_slots,
-        row.priority_weight,
-        row.max_tries,
-    )
 
 
 # --- the scheduler's side ---------------------------------------------------------------
@@ -179,7 +164,7 @@ def running_past_heartbeat(session: Session, *, now: datetime, timeout: float) -
         TaskInstance.state == _S.RUNNING.value,
         TaskInstance.last_heartbeat_at < now - timedelta(seconds=timeout),
     )
-    return [_ref(row) for row in session.scalars(query)]
+    return [_ref_from_row(row) for row in session.scalars(query)]
 
 
 # --- the worker's side ------------------------------------------------------------------
@@ -262,19 +247,7 @@ def _claim(
             TaskInstance.state == _S.QUEUED.value,
             TaskInstance.try_number == ref.try_number,
         )
-        .values(
-            state=_S.RUNNING.value,
-            start_date=now,
-            end_date=None,
-            duration=None,
-            next_retry_at=None,
-            error=None,
-            hostname=hostname,
-            pid=pid,
-            worker_job_id=job_id,
-            last_heartbeat_at=now,
-            updated_at=now,
-        )
+        .values(**running_values(now=now, hostname=hostname, pid=pid, job_id=job_id))
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]

@@ -99,6 +99,25 @@ def skip_unstarted(
     return changed
 
 
+def running_values(
+    *, now: datetime, hostname: str, pid: int | None, job_id: int | None = None
+) -> dict[str, Any]:
+    """The columns a try sets as it starts running: a clean slate, and its owner."""
+    return {
+        "state": TaskInstanceState.RUNNING.value,
+        "start_date": now,
+        "end_date": None,
+        "duration": None,
+        "next_retry_at": None,
+        "error": None,
+        "hostname": hostname,
+        "pid": pid,
+        "worker_job_id": job_id,
+        "last_heartbeat_at": now,
+        "updated_at": now,
+    }
+
+
 def start_try(
     session: Session,
     key: TIKey,
@@ -120,19 +139,7 @@ def start_try(
         .where(
             _where(key), TaskInstance.state == row.state, TaskInstance.try_number == row.try_number
         )
-        .values(
-            state=TaskInstanceState.RUNNING.value,
-            try_number=try_number,
-            start_date=now,
-            end_date=None,
-            duration=None,
-            next_retry_at=None,
-            error=None,
-            hostname=hostname,
-            pid=pid,
-            last_heartbeat_at=now,
-            updated_at=now,
-        )
+        .values(try_number=try_number, **running_values(now=now, hostname=hostname, pid=pid))
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]

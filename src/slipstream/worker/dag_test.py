@@ -29,7 +29,7 @@ from slipstream.decisions import (
     Verdict,
     dag_run_outcome,
     decide_ready,
-    next_retry_at,
+    retry_due,
     should_retry,
     topological_order,
 )
@@ -455,13 +455,13 @@ class LocalDagRun:
         now = utcnow()
         due = None
         if outcome.state == _S.UP_FOR_RETRY:
-            due = next_retry_at(
+            due = retry_due(
+                task,
                 try_number=try_number,
                 finished_at=now,
-                retry_delay=task.retry_delay,
-                exponential_backoff=task.retry_exponential_backoff,
-                max_retry_delay=task.max_retry_delay,
-                key=f"{self.dag.dag_id}.{task_id}.{self.info.run_id}",
+                dag_id=self.dag.dag_id,
+                task_id=task_id,
+                run_id=self.info.run_id,
             )
         skipped: list[str] = []
         with transaction(self.factory) as session:

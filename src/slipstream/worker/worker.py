@@ -37,7 +37,7 @@ from slipstream import masking
 from slipstream.clock import utcnow
 from slipstream.config import Config
 from slipstream.dagbag import import_dag_file
-from slipstream.decisions import next_retry_at, should_retry
+from slipstream.decisions import retry_due, should_retry
 from slipstream.errors import DagImportError, TaskNotFound
 from slipstream.executors.base import TaskEvent
 from slipstream.executors.wakeup import SCHEDULER, WORKER, WakeListener, WakeSender, wake_folder
@@ -101,9 +101,9 @@ class Worker:
         self.job_id: int | None = None
         self.running: dict[int, _Running] = {}  # by the child's pipe fd
         self._dags: dict[int, SerializedDag] = {}
-        self._runs: OrderedDict[
-            tuple[str, str], tuple[DagRunInfo | None, SerializedDag | None]
-        ] = OrderedDict()
+        self._runs: OrderedDict[tuple[str, str], tuple[DagRunInfo | None, SerializedDag | None]] = (
+            OrderedDict()
+        )
         self._stopping = False
         self._stop_deadline: float | None = None
         self.tries_run = 0
@@ -375,13 +375,13 @@ class Worker:
         now = self.clock()
         due = None
         if outcome.state == _S.UP_FOR_RETRY and task is not None:
-            due = next_retry_at(
+            due = retry_due(
+                task,
                 try_number=ref.try_number,
                 finished_at=now,
-                retry_delay=task.retry_delay,
-                exponential_backoff=task.retry_exponential_backoff,
-                max_retry_delay=task.max_retry_delay,
-                key=f"{ref.dag_id}.{ref.task_id}.{ref.run_id}",
+                dag_id=ref.dag_id,
+                task_id=ref.task_id,
+                run_id=ref.run_id,
             )
         key = TIKey(ref.dag_id, ref.run_id, ref.task_id, ref.map_index)
         with transaction(self.factory) as session:
