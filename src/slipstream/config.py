@@ -125,8 +125,7 @@ class WorkerConfig:
         default=5.0,
     )
     shutdown_timeout: float = _doc(
-        "Seconds a worker told to stop (SIGTERM) lets running tasks finish before it stops "
-        "them.",
+        "Seconds a worker told to stop (SIGTERM) lets running tasks finish before it stops them.",
         default=60.0,
     )
 

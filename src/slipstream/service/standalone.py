@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import sys
 import time
@@ -149,49 +150,65 @@ class Supervisor:
         return False
 
     def supervise(self) -> None:
-        """Wait for the children; restart one that dies; stop all on SIGINT/SIGTERM."""
+        """Wait for the children; restart one that dies; stop all on SIGINT/SIGTERM.
+
+        Signals only set a flag; the byte Python writes to the wake-up pipe on each signal
+        (SIGCHLD included) ends the wait, so a stop or a death is handled at once.
+        """
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
 
         def request_stop(signum: int, frame: FrameType | None) -> None:
             self._stopping = True
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-        while not self._stopping:
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        try:
+            while not self._stopping:
+                if not self._reap_and_restart():
+                    return
+                select.select([read_fd], [], [], 5.0)
+                with contextlib.suppress(BlockingIOError):
+                    os.read(read_fd, 4096)
+        finally:
+            signal.set_wakeup_fd(previous)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.close(read_fd)
+            os.close(write_fd)
+        self.stop_all()
+
+    def _reap_and_restart(self) -> bool:
+        """Handle every child that exited; False when there are none left to wait for."""
+        while True:
             try:
-                pid, status = os.waitpid(-1, 0)
-            except InterruptedError:
-                continue
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
-            if self.stopping:  # the signal arrived while waiting
-                self._reaped(pid)
-                break
+                return False
+            if pid == 0:
+                return True
             component = next((c for c in self.components if c.pid == pid), None)
             if component is None:
                 continue
             component.pid = None
+            if self._stopping:
+                continue
             now = time.monotonic()
             component.restarts = [t for t in component.restarts if now - t < 60] + [now]
             if len(component.restarts) > 5:
                 log.error("%s keeps dying (%s); stopping everything", component.name, _how(status))
                 self._stopping = True
-                break
+                return True
             log.error("%s exited (%s); starting it again", component.name, _how(status))
             time.sleep(min(2.0, 0.2 * len(component.restarts)))
             self._spawn(component)
-        self.stop_all()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
-    def _reaped(self, pid: int) -> None:
-        for component in self.components:
-            if component.pid == pid:
-                component.pid = None
 
     def stop_all(self) -> None:
         """SIGTERM to each child (workers let running tasks finish), SIGKILL past a grace."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         alive = [c for c in self.components if c.pid is not None]
         for component in alive:
             with contextlib.suppress(ProcessLookupError):
