@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import time
 
 import click
@@ -35,10 +38,29 @@ def command(app: AppContext, workers: int, concurrency: int | None) -> None:
     click.echo(f"  home:        {config.home}")
     click.echo(f"  DAGs folder: {config.dags_folder}")
     click.echo(f"  database:    {config.database_url}")
-    click.echo("  trigger a run:   slipstream dags trigger DAG_ID")
-    click.echo(
-        "  watch it:        slipstream dags runs DAG_ID; slipstream tasks states DAG_ID RUN_ID"
-    )
-    click.echo("Press Ctrl-C to stop.", nl=True)
+    _print_next_steps(app)
+    click.echo("Press Ctrl-C to stop.")
     supervisor.supervise()
     click.echo("slipstream stopped")
+
+
+def _print_next_steps(app: AppContext) -> None:
+    """How to reach this instance from another terminal, with a real DAG id to try."""
+    from slipstream.service.dags import list_dags
+
+    exe = sys.argv[0]
+    if os.sep not in exe or shutil.which("slipstream") == os.path.abspath(exe):
+        exe = "slipstream"
+    else:
+        exe = os.path.relpath(exe)
+    dags = [d.dag_id for d in list_dags(app.session_factory) if d.is_active]
+    dag_id = next((d for d in dags if "bash" in d), dags[0] if dags else "DAG_ID")
+    click.echo("In another terminal:")
+    click.echo(f"  export SLIPSTREAM_HOME={app.config.home}")
+    if app.config.sources.get("database.url") == "env":
+        click.echo("  export SLIPSTREAM__DATABASE__URL=...   (as here)")
+    click.echo(f"  {exe} dags list")
+    click.echo(f"  {exe} dags trigger {dag_id}")
+    click.echo(f"  {exe} dags runs {dag_id}")
+    click.echo(f"  {exe} tasks states {dag_id} RUN_ID")
+    click.echo(f"  {exe} tasks logs {dag_id} RUN_ID TASK_ID --follow")

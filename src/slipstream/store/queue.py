@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from slipstream.states import DagRunState, TaskInstanceState
-from slipstream.store.models import DagRun, TaskInstance
+from slipstream.states import DagRunState, DagRunType, TaskInstanceState
+from slipstream.store.models import Dag, DagRun, TaskInstance
+from slipstream.store.scheduling import BACKFILL_TRIGGER
 from slipstream.store.task_instances import running_values
 from slipstream.store.xcoms import clear_xcoms
 
@@ -79,13 +80,22 @@ _REF_COLUMNS = (
 
 
 def scheduled(session: Session, limit: int) -> list[Candidate]:
-    """Scheduled tries of running runs, best first (plain columns: this runs every pass)."""
+    """Scheduled tries of running runs, best first (plain columns: this runs every pass).
+
+    A paused DAG's tries wait, as in Airflow, except a backfill's."""
     query = (
         select(*_REF_COLUMNS, DagRun.logical_date, DagRun.dag_version_id)
         .join(
             DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
         )
-        .where(TaskInstance.state == _S.SCHEDULED.value, DagRun.state == DagRunState.RUNNING.value)
+        .join(Dag, Dag.dag_id == TaskInstance.dag_id)
+        .where(
+            TaskInstance.state == _S.SCHEDULED.value,
+            DagRun.state == DagRunState.RUNNING.value,
+            Dag.is_paused.is_(False)
+            | (DagRun.run_type == DagRunType.BACKFILL.value)
+            | (DagRun.triggered_by == BACKFILL_TRIGGER),
+        )
         .order_by(TaskInstance.priority_weight.desc(), DagRun.logical_date, TaskInstance.id)
         .limit(limit)
     )

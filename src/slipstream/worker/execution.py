@@ -73,6 +73,7 @@ class TryOutcome:
                 "error": self.error,
                 "xcoms": self.xcoms,
                 "skip_task_ids": self.skip_task_ids,
+                "reported": self.reported,
             }
         )
 
@@ -84,6 +85,7 @@ class TryOutcome:
             data.get("error"),
             dict(data.get("xcoms") or {}),
             [str(t) for t in data.get("skip_task_ids") or []],
+            bool(data.get("reported", True)),
         )
 
 
@@ -338,6 +340,11 @@ def fork_try(
         try:
             os.close(read_fd)
             os.setsid()  # own process group: a kill reaches whatever the task started
+            # The parent's handlers and wake-up descriptor are not the child's: until the
+            # task installs its own, a stop signal must simply end the child.
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             _child_main(log_path, prepare, write_fd)
         except BaseException:
             code = 1
@@ -364,10 +371,20 @@ def _child_main(
     capture_output(open(1, "w", buffering=1, encoding="utf-8", closefd=False))  # noqa: SIM115
     try:
         request, reader = prepare()
-        outcome = execute_task(request, reader)
-    except BaseException as exc:  # failing to even start the task is a failed try
+    except BaseException as exc:  # the DAG file failed to import, the task is gone, ...
         print(f"Task could not start:\n{traceback.format_exc()}")
-        outcome = TryOutcome(TaskInstanceState.FAILED, f"{type(exc).__name__}: {exc}")
+        # Not reported: the supervisor applies the task's retries, as for a crash.
+        outcome = TryOutcome(
+            TaskInstanceState.FAILED, f"{type(exc).__name__}: {exc}", reported=False
+        )
+    else:
+        try:
+            outcome = execute_task(request, reader)
+        except BaseException as exc:  # a second signal while the try was already ending
+            print(f"Task failed while ending:\n{traceback.format_exc()}")
+            outcome = TryOutcome(
+                TaskInstanceState.FAILED, f"{type(exc).__name__}: {exc}", reported=False
+            )
     sys.stdout.flush()
     stop_pump()
     payload = outcome.to_json().encode()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import selectors
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 from cryptography.fernet import MultiFernet
 from sqlalchemy import Engine
@@ -38,7 +40,7 @@ from slipstream.clock import utcnow
 from slipstream.config import Config
 from slipstream.dagbag import import_dag_file
 from slipstream.decisions import retry_due, should_retry
-from slipstream.errors import DagImportError, TaskNotFound
+from slipstream.errors import DagImportError, DatabaseError, TaskNotFound
 from slipstream.executors.base import TaskEvent
 from slipstream.executors.wakeup import SCHEDULER, WORKER, WakeListener, WakeSender, wake_folder
 from slipstream.sdk.context import DagRunInfo
@@ -64,6 +66,7 @@ from slipstream.worker.execution import ChildTry, TryOutcome, TryRequest, fork_t
 log = logging.getLogger(__name__)
 
 _S = TaskInstanceState
+_T = TypeVar("_T")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -159,7 +162,7 @@ class Worker:
                 claim_now = True
                 while True:
                     if claim_now and not self._stopping:
-                        for run in self._claim():
+                        for run in self._safely(self._claim, list[_Running]()):
                             selector.register(run.child.fd, selectors.EVENT_READ, run)
                     claim_now = False
                     if self._stopping and not self.running:
@@ -193,14 +196,14 @@ class Worker:
                                 outcome = run.child.collect(wait=False)
                                 if not run.child.reaped:
                                     self._exiting.append(run.child.pid)
-                                self._record(run, outcome)
+                                self._safely(functools.partial(self._record, run, outcome), None)
                                 claim_now = True
                     self._reap()
                     grace = self.config.core.killed_task_cleanup_time
                     for run in list(self.running.values()):
                         run.child.enforce_deadline(time.monotonic(), grace)
                     if time.monotonic() - last_heartbeat >= interval:
-                        self._heartbeat()
+                        self._safely(self._heartbeat, None)
                         last_heartbeat = time.monotonic()
                         claim_now = True  # a safety net for a lost wake-up
                     if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
@@ -219,6 +222,17 @@ class Worker:
             self._sender.close()
             with transaction(self.factory) as session:
                 jobs.stop(session, self.job_id, self.clock())
+
+    def _safely(self, step: Callable[[], _T], fallback: _T) -> _T:
+        """Run one step of the loop; a database error (a restart, a long lock) is logged
+        and the loop goes on. What the step could not write is recovered by the design: an
+        unrecorded end leaves the try to the scheduler's heartbeat check (it is retried),
+        an unclaimed row stays queued."""
+        try:
+            return step()
+        except DatabaseError as exc:
+            log.warning("worker: database error, carrying on: %s", exc)
+            return fallback
 
     # -- claiming and starting --------------------------------------------------------
     def _has_queued(self) -> bool:
