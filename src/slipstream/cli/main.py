@@ -39,10 +39,10 @@ _SUMMARIES = {
     "worker": "Run a worker: claim queued tasks and run them.",
     "config": "Show the configuration (file, environment and defaults).",
     "connections": "Manage connections (passwords and extras are encrypted at rest).",
-    "dags": "List DAGs, parse DAG files, show import errors and upcoming runs; test a DAG.",
+    "dags": "List DAGs, trigger, pause, backfill and test them; show their runs and import errors.",
     "db": "Create, check and reset the metadata database.",
     "pools": "Manage pools: named limits on how many tasks run at once.",
-    "tasks": "Inspect and run tasks.",
+    "tasks": "Inspect and run tasks: states, logs, clear, test.",
     "variables": "Manage variables (values are encrypted at rest).",
 }
 
@@ -65,9 +65,10 @@ class _Root(click.Group):
             return super().get_command(ctx, cmd_name)
         group: click.Group = importlib.import_module(_GROUPS[cmd_name]).group
         if cmd_name == "dags":
-            from slipstream.cli import dags_test
+            from slipstream.cli import dags_backfill, dags_test
 
             group.add_command(dags_test.command)
+            group.add_command(dags_backfill.command)
         return group
 
     def invoke(self, ctx: click.Context) -> Any:

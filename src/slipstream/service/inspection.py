@@ -1,0 +1,146 @@
+"""Looking at runs, task instances and task logs, for the CLI, the REST API and the UI.
+
+Everything here only reads: the database, in read-only transactions, and the log files.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from slipstream.errors import DagRunNotFound, InvalidInputError, NotFoundError, TaskNotFound
+from slipstream.serialization import SerializedDag
+from slipstream.service.dags import _not_found
+from slipstream.states import DagRunState, TaskInstanceState
+from slipstream.store import dags as dag_store
+from slipstream.store import runs as run_store
+from slipstream.store import task_instances as ti_store
+from slipstream.store.db import transaction
+from slipstream.store.models import DagRun, TaskInstance
+from slipstream.store.task_instances import TIKey
+from slipstream.task_logs import try_log_path
+
+#: the states in which a try may still write to its log
+LIVE_STATES = frozenset({TaskInstanceState.QUEUED.value, TaskInstanceState.RUNNING.value})
+
+
+@dataclass(frozen=True)
+class TryLog:
+    """Where the log of one try of a task instance is, and whether the try still runs."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    try_number: int
+    path: Path
+    #: the try is queued or running: its log may not exist yet, or may still grow
+    live: bool
+
+
+def require_run(session: Session, dag_id: str, run_id: str) -> DagRun:
+    """The run, or :class:`DagNotFound` (naming close ids) / :class:`DagRunNotFound`."""
+    run = run_store.get_dag_run(session, dag_id, run_id)
+    if run is None:
+        if dag_store.get(session, dag_id) is None:
+            raise _not_found(session, dag_id)
+        raise DagRunNotFound(f"DAG {dag_id!r} has no run {run_id!r}")
+    return run
+
+
+def list_runs(
+    session_factory: sessionmaker[Session],
+    dag_id: str,
+    *,
+    state: DagRunState | None = None,
+    limit: int = 25,
+) -> list[DagRun]:
+    """The newest ``limit`` runs of ``dag_id`` (only those in ``state`` if given)."""
+    if limit < 1:
+        raise InvalidInputError(f"the number of runs must be at least 1, not {limit}")
+    with transaction(session_factory, readonly=True) as session:
+        if dag_store.get(session, dag_id) is None:
+            raise _not_found(session, dag_id)
+        states = None if state is None else [state]
+        return run_store.find_dag_runs(session, dag_id, states=states, limit=limit)
+
+
+def task_instances(
+    session_factory: sessionmaker[Session], dag_id: str, run_id: str
+) -> list[TaskInstance]:
+    """The task instances of one run, in the DAG's dependency order (tasks the DAG no
+    longer has come last, by id)."""
+    with transaction(session_factory, readonly=True) as session:
+        run = require_run(session, dag_id, run_id)
+        rows = ti_store.list_for_run(session, dag_id, run_id)
+        version = (
+            dag_store.get_version(session, run.dag_version_id)
+            if run.dag_version_id is not None
+            else dag_store.latest_version(session, dag_id)
+        )
+    if version is None:
+        return rows
+    order = {t: i for i, t in enumerate(SerializedDag.from_dict(version.data).topological_order())}
+    return sorted(rows, key=lambda ti: (order.get(ti.task_id, len(order)), ti.task_id))
+
+
+def _require_ti(session: Session, dag_id: str, run_id: str, task_id: str) -> TaskInstance:
+    require_run(session, dag_id, run_id)
+    ti = ti_store.get(session, TIKey(dag_id, run_id, task_id))
+    if ti is None:
+        message = f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}"
+        known = [t.task_id for t in ti_store.list_for_run(session, dag_id, run_id)]
+        close = difflib.get_close_matches(task_id, known, n=3)
+        if close:
+            message += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        raise TaskNotFound(message)
+    return ti
+
+
+def find_try_log(
+    session_factory: sessionmaker[Session],
+    log_folder: Path,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int | None = None,
+    *,
+    wait: bool = False,
+) -> TryLog:
+    """The log of try ``try_number`` (default: the latest) of a task instance.
+
+    :class:`NotFoundError` says why when there is no log to show: the task has not started,
+    there is no such try, or its file is gone. With ``wait``, a try that is queued or
+    running is returned even before its log exists (the caller waits for it to appear).
+    """
+    with transaction(session_factory, readonly=True) as session:
+        ti = _require_ti(session, dag_id, run_id, task_id)
+    where = f"task {task_id!r} of run {run_id!r} of DAG {dag_id!r}"
+    latest = ti.try_number
+    if try_number is None:
+        if latest < 1:
+            raise NotFoundError(f"{where} has not started yet (state {ti.state}): it has no log")
+        try_number = latest
+    elif try_number < 1:
+        raise InvalidInputError(f"a try number starts at 1, not {try_number}")
+    elif try_number > latest:
+        tries = "no try yet" if latest < 1 else f"tries 1 to {latest}" if latest > 1 else "1 try"
+        raise NotFoundError(f"{where} has had {tries}: there is no try {try_number}")
+    live = try_number == latest and ti.state in LIVE_STATES
+    path = try_log_path(log_folder, dag_id, run_id, task_id, try_number, ti.map_index)
+    if not path.is_file() and not (live and wait):
+        if live:
+            raise NotFoundError(
+                f"try {try_number} of {where} is {ti.state} and has written no log yet"
+            )
+        raise NotFoundError(f"try {try_number} of {where} left no log (expected at {path})")
+    return TryLog(dag_id, run_id, task_id, try_number, path, live)
+
+
+def try_is_live(session_factory: sessionmaker[Session], log: TryLog) -> bool:
+    """Whether the try of ``log`` is still queued or running (its log may still grow)."""
+    with transaction(session_factory, readonly=True) as session:
+        ti = ti_store.get(session, TIKey(log.dag_id, log.run_id, log.task_id))
+    return ti is not None and ti.try_number == log.try_number and ti.state in LIVE_STATES
