@@ -244,8 +244,13 @@ class Worker:
         if room <= 0:
             return []
         assert self.job_id is not None
-        now = self.clock()
+        # Look before taking the write lock: most wake-ups after a try's end find nothing
+        # queued yet, and an empty claim would only hold up the scheduler's next write.
+        if not self._has_queued():
+            return []
         with transaction(self.factory) as session:
+            session.connection()  # begins, and on SQLite waits for the write lock
+            now = self.clock()  # so a try's start is when it was claimed, not before
             refs = queue_store.claim(
                 session,
                 queues=self.queues,
