@@ -10,6 +10,9 @@ workers, all writing, would hit constantly. :func:`read_transaction` opts out fo
 
 from __future__ import annotations
 
+import functools
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,7 +42,11 @@ def make_engine(config: Config) -> Engine:
         raise DatabaseError(f"cannot use database URL {_redact(url)}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(
+            engine,
+            "begin",
+            functools.partial(_sqlite_begin, timeout=config.database.connect_timeout),
+        )
     return engine
 
 
@@ -57,8 +64,35 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 _SQLITE_BEGIN = "sqlite_begin"
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql(conn.get_execution_options().get(_SQLITE_BEGIN, "BEGIN IMMEDIATE"))
+def _sqlite_begin(conn: Connection, *, timeout: float) -> None:
+    statement = conn.get_execution_options().get(_SQLITE_BEGIN, "BEGIN IMMEDIATE")
+    if statement != "BEGIN IMMEDIATE":
+        conn.exec_driver_sql(statement)
+        return
+    # SQLite's own busy handler sleeps 1, 2, 5, 10... ms between attempts: a writer that
+    # finds the lock taken by a transaction about to end loses whole milliseconds. Waiting
+    # here in steps of a fraction of a millisecond keeps the scheduler and the workers,
+    # which take turns writing all the time, from adding those to every task. The busy
+    # timeout is off only for this statement (the connect timeout bounds the wait).
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    deadline = time.monotonic() + timeout
+    delay = 0.0001
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.002)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
 
 def _redact(url: str) -> str:

@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from slipstream.states import DagRunState, DagRunType, TaskInstanceState
 from slipstream.store.models import Dag, DagRun, TaskInstance
 from slipstream.store.scheduling import BACKFILL_TRIGGER
-from slipstream.store.task_instances import running_values
 from slipstream.store.xcoms import clear_xcoms
 
 _S = TaskInstanceState
@@ -64,6 +63,10 @@ class InFlight:
     pool_slots: dict[str, int]
 
 
+_TI = cast(Table, TaskInstance.__table__)
+_RUN = cast(Table, DagRun.__table__)
+_DAG = cast(Table, Dag.__table__)
+
 _REF_COLUMNS = (
     TaskInstance.id,
     TaskInstance.dag_id,
@@ -79,29 +82,41 @@ _REF_COLUMNS = (
 )
 
 
+_SCHEDULED = (
+    select(*(_TI.c[c.key] for c in _REF_COLUMNS), _RUN.c.logical_date, _RUN.c.dag_version_id)
+    .join(_RUN, (_RUN.c.dag_id == _TI.c.dag_id) & (_RUN.c.run_id == _TI.c.run_id))
+    .join(_DAG, _DAG.c.dag_id == _TI.c.dag_id)
+    .where(
+        _TI.c.state == _S.SCHEDULED.value,
+        _RUN.c.state == DagRunState.RUNNING.value,
+        _DAG.c.is_paused.is_(False)
+        | (_RUN.c.run_type == DagRunType.BACKFILL.value)
+        | (_RUN.c.triggered_by == BACKFILL_TRIGGER),
+    )
+    .order_by(_TI.c.priority_weight.desc(), _RUN.c.logical_date, _TI.c.id)
+    .limit(bindparam("limit"))
+)
+_CLAIMABLE = (
+    select(*(_TI.c[c.key] for c in _REF_COLUMNS))
+    .where(_TI.c.state == _S.QUEUED.value, _TI.c.queue.in_(bindparam("queues", expanding=True)))
+    .order_by(_TI.c.priority_weight.desc(), _TI.c.queued_at, _TI.c.id)
+    .limit(bindparam("limit"))
+)
+_CLAIMABLE_PG = _CLAIMABLE.with_for_update(skip_locked=True)
+_IN_FLIGHT = (
+    select(_TI.c.dag_id, _TI.c.run_id, _TI.c.pool, func.count(), func.sum(_TI.c.pool_slots))
+    .where(_TI.c.state.in_(IN_FLIGHT))
+    .group_by(_TI.c.dag_id, _TI.c.run_id, _TI.c.pool)
+)
+
+
 def scheduled(session: Session, limit: int) -> list[Candidate]:
     """Scheduled tries of running runs, best first (plain columns: this runs every pass).
 
     A paused DAG's tries wait, as in Airflow, except a backfill's."""
-    query = (
-        select(*_REF_COLUMNS, DagRun.logical_date, DagRun.dag_version_id)
-        .join(
-            DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
-        )
-        .join(Dag, Dag.dag_id == TaskInstance.dag_id)
-        .where(
-            TaskInstance.state == _S.SCHEDULED.value,
-            DagRun.state == DagRunState.RUNNING.value,
-            Dag.is_paused.is_(False)
-            | (DagRun.run_type == DagRunType.BACKFILL.value)
-            | (DagRun.triggered_by == BACKFILL_TRIGGER),
-        )
-        .order_by(TaskInstance.priority_weight.desc(), DagRun.logical_date, TaskInstance.id)
-        .limit(limit)
-    )
     return [
         Candidate(_ref_from_row(row), row.logical_date, row.dag_version_id)
-        for row in session.execute(query)
+        for row in session.connection().execute(_SCHEDULED, {"limit": limit})
     ]
 
 
@@ -122,48 +137,70 @@ def _ref_from_row(row: Any) -> TryRef:
 
 
 def in_flight(session: Session) -> InFlight:
-    query = (
-        select(
-            TaskInstance.dag_id,
-            TaskInstance.run_id,
-            TaskInstance.pool,
-            func.count(),
-            func.sum(TaskInstance.pool_slots),
-        )
-        .where(TaskInstance.state.in_(IN_FLIGHT))
-        .group_by(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.pool)
-    )
     total = 0
     by_run: dict[tuple[str, str], int] = {}
     pool_slots: dict[str, int] = {}
-    for dag_id, run_id, pool, n, slots in session.execute(query):
+    for dag_id, run_id, pool, n, slots in session.connection().execute(_IN_FLIGHT):
         total += int(n)
         by_run[(dag_id, run_id)] = by_run.get((dag_id, run_id), 0) + int(n)
         pool_slots[pool] = pool_slots.get(pool, 0) + int(slots or 0)
     return InFlight(total, by_run, pool_slots)
 
 
+# Built once, run on the Core connection: these run for every try (see task_instances).
+_BY_ID_AND_TRY = (_TI.c.id == bindparam("k_id")) & (_TI.c.try_number == bindparam("k_try_number"))
+_QUEUE = (
+    update(_TI)
+    .where(_BY_ID_AND_TRY, _TI.c.state == _S.SCHEDULED.value)
+    .values(
+        state=_S.QUEUED.value,
+        try_number=bindparam("v_try_number"),
+        queued_at=bindparam("v_now"),
+        updated_at=bindparam("v_now"),
+        hostname=None,
+        pid=None,
+        worker_job_id=None,
+    )
+)
+_CLAIM = (
+    update(_TI)
+    .where(_BY_ID_AND_TRY, _TI.c.state == _S.QUEUED.value)
+    .values(
+        state=_S.RUNNING.value,
+        start_date=bindparam("v_now"),
+        end_date=None,
+        duration=None,
+        next_retry_at=None,
+        error=None,
+        hostname=bindparam("v_hostname"),
+        pid=bindparam("v_pid"),
+        worker_job_id=bindparam("v_job_id"),
+        last_heartbeat_at=bindparam("v_now"),
+        updated_at=bindparam("v_now"),
+    )
+)
+_HEARTBEAT = (
+    update(_TI)
+    .where(_BY_ID_AND_TRY, _TI.c.state == _S.RUNNING.value)
+    .values(last_heartbeat_at=bindparam("v_now"))
+)
+_COUNT_QUEUED = select(func.count()).where(
+    _TI.c.state == _S.QUEUED.value, _TI.c.queue.in_(bindparam("queues", expanding=True))
+)
+
+
 def queue_try(session: Session, ref: TryRef, now: datetime) -> TryRef | None:
     """scheduled → queued with the next try number; None if the row moved meanwhile."""
-    result = session.execute(
-        update(TaskInstance)
-        .where(
-            TaskInstance.id == ref.ti_id,
-            TaskInstance.state == _S.SCHEDULED.value,
-            TaskInstance.try_number == ref.try_number,
-        )
-        .values(
-            state=_S.QUEUED.value,
-            try_number=ref.try_number + 1,
-            queued_at=now,
-            updated_at=now,
-            hostname=None,
-            pid=None,
-            worker_job_id=None,
-        )
-        .execution_options(synchronize_session=False)
+    result = session.connection().execute(
+        _QUEUE,
+        {
+            "k_id": ref.ti_id,
+            "k_try_number": ref.try_number,
+            "v_try_number": ref.try_number + 1,
+            "v_now": now,
+        },
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         return None
     return TryRef(**{**ref.__dict__, "try_number": ref.try_number + 1})
 
@@ -181,10 +218,7 @@ def running_past_heartbeat(session: Session, *, now: datetime, timeout: float) -
 
 
 def count_queued(session: Session, queues: Collection[str]) -> int:
-    query = select(func.count()).where(
-        TaskInstance.state == _S.QUEUED.value, TaskInstance.queue.in_(list(queues))
-    )
-    return int(session.scalar(query) or 0)
+    return int(session.connection().scalar(_COUNT_QUEUED, {"queues": list(queues)}) or 0)
 
 
 def claim(
@@ -205,15 +239,9 @@ def claim(
     """
     if limit < 1:
         return []
-    query = (
-        select(*_REF_COLUMNS)
-        .where(TaskInstance.state == _S.QUEUED.value, TaskInstance.queue.in_(list(queues)))
-        .order_by(TaskInstance.priority_weight.desc(), TaskInstance.queued_at, TaskInstance.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    refs = [_ref_from_row(row) for row in session.execute(query)]
+    query = _CLAIMABLE_PG if session.get_bind().dialect.name == "postgresql" else _CLAIMABLE
+    rows = session.connection().execute(query, {"queues": list(queues), "limit": limit})
+    refs = [_ref_from_row(row) for row in rows]
     return [ref for ref in refs if _claim(session, ref, job_id, hostname, pid, now)]
 
 
@@ -250,17 +278,18 @@ def claim_one(
 def _claim(
     session: Session, ref: TryRef, job_id: int, hostname: str, pid: int, now: datetime
 ) -> bool:
-    result = session.execute(
-        update(TaskInstance)
-        .where(
-            TaskInstance.id == ref.ti_id,
-            TaskInstance.state == _S.QUEUED.value,
-            TaskInstance.try_number == ref.try_number,
-        )
-        .values(**running_values(now=now, hostname=hostname, pid=pid, job_id=job_id))
-        .execution_options(synchronize_session=False)
+    result = session.connection().execute(
+        _CLAIM,
+        {
+            "k_id": ref.ti_id,
+            "k_try_number": ref.try_number,
+            "v_now": now,
+            "v_hostname": hostname,
+            "v_pid": pid,
+            "v_job_id": job_id,
+        },
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         return False
     if ref.try_number > 1:
         # A new try starts from nothing: what an earlier try pushed is gone. (A first try
@@ -278,18 +307,10 @@ def _claim(
 def heartbeat(session: Session, tries: Iterable[tuple[int, int]], now: datetime) -> list[int]:
     """Heartbeat running tries given as (ti_id, try_number); returns the ids no longer
     running under that try number: the worker has lost them and must stop them."""
+    conn = session.connection()
     lost = []
     for ti_id, try_number in tries:
-        result = session.execute(
-            update(TaskInstance)
-            .where(
-                TaskInstance.id == ti_id,
-                TaskInstance.state == _S.RUNNING.value,
-                TaskInstance.try_number == try_number,
-            )
-            .values(last_heartbeat_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        result = conn.execute(_HEARTBEAT, {"k_id": ti_id, "k_try_number": try_number, "v_now": now})
+        if result.rowcount != 1:
             lost.append(ti_id)
     return lost

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Table, bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from slipstream.states import DagRunState, DagRunType, TaskInstanceState
@@ -150,9 +151,14 @@ def next_retry_time(session: Session) -> datetime | None:
     )
 
 
+_TI = cast(Table, TaskInstance.__table__)
+# Built once: read on every pass for every run that changed.
+_TI_STATES = select(_TI.c.task_id, _TI.c.state, _TI.c.next_retry_at).where(
+    _TI.c.dag_id == bindparam("dag_id"), _TI.c.run_id == bindparam("run_id")
+)
+
+
 def ti_states(session: Session, dag_id: str, run_id: str) -> dict[str, tuple[str, datetime | None]]:
     """``{task_id: (state, next_retry_at)}`` of a run (plain columns: this runs every pass)."""
-    query = select(TaskInstance.task_id, TaskInstance.state, TaskInstance.next_retry_at).where(
-        TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
-    )
-    return {task_id: (state, retry) for task_id, state, retry in session.execute(query)}
+    rows = session.connection().execute(_TI_STATES, {"dag_id": dag_id, "run_id": run_id})
+    return {task_id: (state, retry) for task_id, state, retry in rows}

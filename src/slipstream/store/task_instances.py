@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from slipstream.states import TaskInstanceState
@@ -34,12 +34,54 @@ _HISTORY_COLUMNS = (
 )
 
 
+# Statements on the path from one task's end to the next one's start, built once with bound
+# parameters and run on the Core connection: building and coercing a statement per call
+# through the ORM costs more than the database work itself.
+_TI = cast(Table, TaskInstance.__table__)
+_BY_KEY = (
+    (_TI.c.dag_id == bindparam("k_dag_id"))
+    & (_TI.c.run_id == bindparam("k_run_id"))
+    & (_TI.c.task_id == bindparam("k_task_id"))
+    & (_TI.c.map_index == bindparam("k_map_index"))
+)
+_FINISH_READ = select(
+    *(_TI.c[c.key] for c in (*_HISTORY_COLUMNS, TaskInstance.state, TaskInstance.try_number))
+).where(_BY_KEY)
+_FINISH_WRITE = (
+    update(_TI)
+    .where(
+        _BY_KEY,
+        _TI.c.state == TaskInstanceState.RUNNING.value,
+        _TI.c.try_number == bindparam("k_try_number"),
+    )
+    .values(
+        state=bindparam("v_state"),
+        end_date=bindparam("v_end_date"),
+        duration=bindparam("v_duration"),
+        error=bindparam("v_error"),
+        next_retry_at=bindparam("v_next_retry_at"),
+        updated_at=bindparam("v_end_date"),
+    )
+)
+_HISTORY_INSERT = insert(cast(Table, TaskInstanceHistory.__table__))
+
+
 @dataclass(frozen=True)
 class TIKey:
     dag_id: str
     run_id: str
     task_id: str
     map_index: int = -1
+
+
+def key_params(key: TIKey) -> dict[str, Any]:
+    """The bound parameters of a statement that selects ``key`` with ``_BY_KEY``."""
+    return {
+        "k_dag_id": key.dag_id,
+        "k_run_id": key.run_id,
+        "k_task_id": key.task_id,
+        "k_map_index": key.map_index,
+    }
 
 
 def _where(key: TIKey) -> Any:
@@ -75,13 +117,12 @@ def set_state(
 ) -> bool:
     """Move the task instance to ``new`` if its state is one of ``expected``."""
     values = {"state": new.value, "updated_at": now, **fields}
-    result = session.execute(
-        update(TaskInstance)
-        .where(_where(key), TaskInstance.state.in_([s.value for s in expected]))
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    # Core, not the ORM: the scheduler calls this for every task it moves.
+    result = session.connection().execute(
+        update(_TI).where(_BY_KEY, _TI.c.state.in_([s.value for s in expected])).values(**values),
+        key_params(key),
     )
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount == 1
 
 
 def skip_unstarted(
@@ -165,44 +206,40 @@ def finish_try(
     the row (state running, same try number). Returns False, writing nothing, otherwise."""
     # Plain columns, not an ORM object: this runs once per try, on the path from a task's
     # end to its downstream's start.
-    row = session.execute(
-        select(*_HISTORY_COLUMNS, TaskInstance.state, TaskInstance.try_number).where(_where(key))
-    ).first()
+    conn = session.connection()
+    params = key_params(key)
+    row = conn.execute(_FINISH_READ, params).first()
     if row is None or row.state != TaskInstanceState.RUNNING.value or row.try_number != try_number:
         return False
     duration = (now - row.start_date).total_seconds() if row.start_date else None
-    updated = session.execute(
-        update(TaskInstance)
-        .where(
-            _where(key),
-            TaskInstance.state == TaskInstanceState.RUNNING.value,
-            TaskInstance.try_number == try_number,
-        )
-        .values(
-            state=state.value,
-            end_date=now,
-            duration=duration,
-            error=error,
-            next_retry_at=next_retry_at,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    updated = conn.execute(
+        _FINISH_WRITE,
+        {
+            **params,
+            "k_try_number": try_number,
+            "v_state": state.value,
+            "v_end_date": now,
+            "v_duration": duration,
+            "v_error": error,
+            "v_next_retry_at": next_retry_at,
+        },
     )
-    if updated.rowcount != 1:  # type: ignore[attr-defined]
+    if updated.rowcount != 1:
         return False
-    session.execute(
-        insert(TaskInstanceHistory).values(
+    conn.execute(
+        _HISTORY_INSERT,
+        {
             **{c.key: getattr(row, c.key) for c in _HISTORY_COLUMNS},
-            dag_id=key.dag_id,
-            run_id=key.run_id,
-            task_id=key.task_id,
-            map_index=key.map_index,
-            try_number=try_number,
-            state=state.value,
-            end_date=now,
-            duration=duration,
-            error=error,
-        )
+            "dag_id": key.dag_id,
+            "run_id": key.run_id,
+            "task_id": key.task_id,
+            "map_index": key.map_index,
+            "try_number": try_number,
+            "state": state.value,
+            "end_date": now,
+            "duration": duration,
+            "error": error,
+        },
     )
     if xcoms:
         put_xcoms(

@@ -60,6 +60,7 @@ from slipstream.store.queue import TryRef
 from slipstream.store.secrets import DatabaseBackend
 from slipstream.store.task_instances import TIKey
 from slipstream.task_logs import try_log_path
+from slipstream.worker.dag_files import DagFileCache, Stamp, stamp_of
 from slipstream.worker.dag_test import DbXComReader
 from slipstream.worker.execution import ChildTry, TryOutcome, TryRequest, fork_try
 
@@ -75,6 +76,9 @@ class _Running:
     ref: TryRef
     child: ChildTry
     task: SerializedTask | None
+    #: the DAG file, as it was when the try started
+    fileloc: Path | None = None
+    stamp: Stamp | None = None
     #: the row moved on without us (cleared, marked, presumed lost): discard the result
     lost: bool = False
 
@@ -104,6 +108,8 @@ class Worker:
         self.job_id: int | None = None
         self.running: dict[int, _Running] = {}  # by the child's pipe fd
         self._dags: dict[int, SerializedDag] = {}
+        # A slow import stays in the children: the worker must not stall its heartbeats.
+        self._dag_files = DagFileCache(min(config.core.dag_file_processor_timeout, 5.0))
         self._runs: OrderedDict[tuple[str, str], tuple[DagRunInfo | None, SerializedDag | None]] = (
             OrderedDict()
         )
@@ -326,6 +332,8 @@ class Worker:
             self._finish(ref, task, TryOutcome(_S.FAILED, "its DAG run or DAG version is gone"))
             return None
         fileloc = Path(dag.fileloc)
+        stamp = stamp_of(fileloc)
+        warm = self._dag_files.get(fileloc, stamp)
         parent = self.pid
 
         def prepare() -> tuple[TryRequest, XComReader | None]:
@@ -338,7 +346,7 @@ class Worker:
             self.engine.dispose(close=False)
             set_backend(DatabaseBackend(self.factory, self.fernet))
             try:
-                imported = import_dag_file(fileloc)
+                imported = warm or import_dag_file(fileloc)
             except DagImportError as exc:
                 raise DagImportError(f"the DAG file {fileloc} failed to import: {exc}") from None
             live = next((d for d in imported.dags if d.dag_id == ref.dag_id), None)
@@ -368,10 +376,12 @@ class Worker:
             prepare=prepare,
         )
         self.tries_run += 1
-        return _Running(ref, child, task)
+        return _Running(ref, child, task, fileloc=fileloc, stamp=stamp)
 
     # -- ending -------------------------------------------------------------------------
     def _record(self, run: _Running, outcome: TryOutcome) -> None:
+        if outcome.reported and run.fileloc is not None:
+            self._dag_files.prove(run.fileloc, run.stamp)  # the child got past the import
         if run.lost:
             log.warning(
                 "discarded the result of %s/%s/%s try %d: the try was taken away meanwhile",
