@@ -92,6 +92,12 @@ class Cluster:
             for p in sorted(self.home.glob("*.log"))
         )
 
+    def log_of(self, proc: subprocess.Popen[bytes]) -> str:
+        """What one component started by :meth:`start` has written so far."""
+        component = str(proc.args[3])  # type: ignore[index]
+        path = self.home / f"{component}-{self.procs.index(proc)}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def stop_all(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -152,6 +158,33 @@ class Cluster:
                 )
             )
             return {row.task_id: row for row in rows}
+
+    def ti(self, dag_id: str, run_id: str, task_id: str) -> TaskInstance | None:
+        return self.tis(dag_id, run_id).get(task_id)
+
+    def wait_ti(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        check: Callable[[TaskInstance], bool],
+        what: str,
+        deadline: float = DEADLINE,
+    ) -> TaskInstance:
+        """Wait until ``check`` holds for one task instance; returns the row it held for."""
+
+        def found(session: Session) -> TaskInstance | None:
+            row = session.scalar(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.run_id == run_id,
+                    TaskInstance.task_id == task_id,
+                )
+            )
+            return row if row is not None and check(row) else None
+
+        row: TaskInstance = self.wait_for(f"{dag_id}/{run_id}/{task_id} {what}", found, deadline)
+        return row
 
     def history(self, dag_id: str, run_id: str) -> list[TaskInstanceHistory]:
         with transaction(self.factory) as session:
