@@ -53,7 +53,7 @@ TR = TriggerRule
 MAX_RETRY_DELAY = timedelta(hours=24)
 
 # Work that is already in someone's hands: a run holding any of these is not stuck.
-_IN_FLIGHT = frozenset({_S.SCHEDULED, _S.QUEUED, _S.RUNNING, _S.UP_FOR_RETRY})
+_IN_FLIGHT = frozenset({_S.SCHEDULED, _S.QUEUED, _S.RUNNING, _S.RESTARTING, _S.UP_FOR_RETRY})
 
 
 @dataclass(frozen=True)

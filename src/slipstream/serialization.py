@@ -379,6 +379,11 @@ class SerializedDag:
             self._nodes = {task_id: task.node() for task_id, task in self.task_dict.items()}
         return dict(self._nodes)
 
+    @property
+    def has_past_dependencies(self) -> bool:
+        """Whether a run's tasks can wait on the previous run's (depends_on_past)."""
+        return any(t.depends_on_past or t.wait_for_downstream for t in self.task_dict.values())
+
     def topological_order(self) -> list[str]:
         return list(topological_order(self.task_nodes()))
 

@@ -18,6 +18,8 @@ class TaskInstanceState(StrEnum):
     SCHEDULED = "scheduled"  #: dependencies met, waiting for a pool slot / the queue
     QUEUED = "queued"  #: handed to the work queue
     RUNNING = "running"  #: a worker owns the current try
+    #: cleared while running: its worker is stopping the try, then it goes back to none
+    RESTARTING = "restarting"
     SUCCESS = "success"
     FAILED = "failed"
     UP_FOR_RETRY = "up_for_retry"  #: failed, a retry is due at ``next_retry_at``
@@ -69,7 +71,10 @@ TI_TRANSITIONS: dict[TaskInstanceState, frozenset[TaskInstanceState]] = {
         {_S.QUEUED, _S.NONE, _S.SKIPPED, _S.UPSTREAM_FAILED, _S.REMOVED, _S.RUNNING}
     ),
     _S.QUEUED: frozenset({_S.RUNNING, _S.SCHEDULED, _S.FAILED, _S.UP_FOR_RETRY, _S.NONE}),
-    _S.RUNNING: frozenset({_S.SUCCESS, _S.FAILED, _S.UP_FOR_RETRY, _S.SKIPPED, _S.NONE}),
+    _S.RUNNING: frozenset(
+        {_S.SUCCESS, _S.FAILED, _S.UP_FOR_RETRY, _S.SKIPPED, _S.NONE, _S.RESTARTING}
+    ),
+    _S.RESTARTING: frozenset({_S.NONE, _S.FAILED}),
     _S.UP_FOR_RETRY: frozenset({_S.SCHEDULED, _S.NONE, _S.FAILED}),
     _S.SUCCESS: frozenset({_S.NONE, _S.FAILED}),
     _S.FAILED: frozenset({_S.NONE, _S.SUCCESS}),

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from slipstream.config import Config, load_config
 from slipstream.dag_processor import DagProcessor
 from slipstream.errors import DagNotFound, DagRunNotFound, InvalidInputError, TaskNotFound
+from slipstream.executors.base import TaskEvent
 from slipstream.executors.wakeup import SCHEDULER, WakeListener, wake_folder
 from slipstream.serialization import SerializedDag
 from slipstream.service import clearing
@@ -222,7 +223,10 @@ def test_clear_with_downstream_over_every_run(env: Env, three_runs: tuple[str, s
             actor="ann",
             database_url=env.url,
         )
-        assert listener.drain() == [b""]  # the scheduler was woken
+        woken = listener.drain()
+        # the scheduler was woken: to start the requeued runs, and to look at the running one
+        assert woken[0] == b""
+        assert [TaskEvent.from_json(m).run_id for m in woken[1:]] == [running]
     finally:
         listener.close()
     assert result.tasks == preview.tasks and not result.dry_run
@@ -230,7 +234,8 @@ def test_clear_with_downstream_over_every_run(env: Env, three_runs: tuple[str, s
     assert result.requeued_runs == [failed, done]
 
     assert env.states(failed) == {"a": "success", "b": "none", "c": "none", "d": "success"}
-    assert env.states(running) == {"a": "success", "b": "none", "c": "none", "d": "queued"}
+    # b was running: its worker stops the try, then sets it back to none
+    assert env.states(running) == {"a": "success", "b": "restarting", "c": "none", "d": "queued"}
     assert env.states(done) == {"a": "success", "b": "none", "c": "none", "d": "success"}
     b = env.tis(failed)["b"]
     assert (b.try_number, b.max_tries) == (3, 3 + 2)  # every retry again

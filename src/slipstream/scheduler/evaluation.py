@@ -117,7 +117,7 @@ def _end_run(
     for task_id, state in states.items():
         if state.is_finished:
             continue
-        in_flight = state in (_S.QUEUED, _S.RUNNING)
+        in_flight = state in (_S.QUEUED, _S.RUNNING, _S.RESTARTING)
         new = _S.FAILED if in_flight else _S.SKIPPED
         extra = {"error": reason} if reason and in_flight else {}
         ti_store.set_state(

@@ -259,6 +259,12 @@ class Scheduler:
     def _fail_lost_tries(self, now: datetime) -> None:
         timeout = self.config.scheduler.task_heartbeat_timeout
         with transaction(self.factory) as session:
+            # A cleared try whose worker died before stopping it: nothing runs it any more.
+            for ref in queue_store.running_past_heartbeat(
+                session, now=now, timeout=timeout, state=_S.RESTARTING
+            ):
+                if queue_store.release_restarting(session, ref.ti_id, ref.try_number, now):
+                    self._dirty.add((ref.dag_id, ref.run_id))
             for ref in queue_store.running_past_heartbeat(session, now=now, timeout=timeout):
                 run = run_store.get_dag_run(session, ref.dag_id, ref.run_id)
                 dag = (
@@ -315,13 +321,20 @@ class Scheduler:
         with transaction(self.factory) as session:
             if dirty or sweep:
                 runs = scheduling.running_runs(session, None if sweep else dirty)
-                for run in runs:
+                looked = {(run.dag_id, run.run_id) for run in runs}
+                for run in runs:  # grows while it is walked: see depends_on_past below
                     key = (run.dag_id, run.run_id)
                     self._wake_at.pop(key, None)
                     dag = self.dags.get(session, run.dag_version_id) if run.dag_version_id else None
                     if dag is None:
                         continue
                     result = evaluate_run(session, run, dag, now=now, hostname=self.hostname)
+                    if dag.has_past_dependencies and run.logical_date is not None:
+                        # The next run may have waited on this one's task states.
+                        later = scheduling.next_running_run(session, run.dag_id, run.logical_date)
+                        if later is not None and (later.dag_id, later.run_id) not in looked:
+                            looked.add((later.dag_id, later.run_id))
+                            runs.append(later)
                     if result.scheduled:
                         self._queue_pending = True
                     if result.finished is not None:

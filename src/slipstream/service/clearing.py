@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from slipstream.clock import ensure_utc
 from slipstream.errors import DagNotFound, InvalidInputError, TaskNotFound
+from slipstream.executors.base import TaskEvent
 from slipstream.executors.local import notify_scheduler
 from slipstream.serialization import SerializedDag
 from slipstream.service.dags import _not_found
@@ -205,7 +206,10 @@ def clear_tasks(
                 when=now,
             )
     if database_url:
-        notify_scheduler(database_url)
+        notify_scheduler(database_url)  # requeued runs: something new to start
+        for run_id in result.run_ids:
+            if run_id not in requeued:  # a run still going: look at it now, not at the sweep
+                notify_scheduler(database_url, TaskEvent(dag_id, run_id))
     return ClearResult(dag_id, tasks, requeued)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from slipstream.states import DagRunState, TaskInstanceState
@@ -29,13 +29,20 @@ def task_instances_of_runs(
 
 def clear_task_instance(session: Session, ti_id: int, *, retries: int, now: datetime) -> bool:
     """Send one task instance back to state none, whatever its state, with ``retries`` more
-    tries than it has had. The try number stays (finished tries keep their history rows);
-    a worker running it learns from its next heartbeat that the try is no longer its own."""
+    tries than it has had. The try number stays (finished tries keep their history rows).
+
+    A running one goes to restarting instead, as in Airflow: its worker learns from its next
+    heartbeat that the try is no longer its own, stops it, and only then sets it to none —
+    so the next try cannot start while the cleared one still runs."""
+    running = TaskInstanceState.RUNNING.value
     result = session.execute(
         update(TaskInstance)
         .where(TaskInstance.id == ti_id)
         .values(
-            state=TaskInstanceState.NONE.value,
+            state=case(
+                (TaskInstance.state == running, TaskInstanceState.RESTARTING.value),
+                else_=TaskInstanceState.NONE.value,
+            ),
             max_tries=TaskInstance.try_number + retries,
             end_date=None,
             duration=None,

@@ -14,7 +14,11 @@ from slipstream.store.models import Pool, TaskInstance
 DEFAULT_POOL = "default_pool"
 
 # A task holds its pool slots from the moment it is queued until its try ends.
-OCCUPYING_STATES = (TaskInstanceState.RUNNING.value, TaskInstanceState.QUEUED.value)
+OCCUPYING_STATES = (
+    TaskInstanceState.RUNNING.value,
+    TaskInstanceState.QUEUED.value,
+    TaskInstanceState.RESTARTING.value,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,9 @@ def list_usage(session: Session, name: str | None = None) -> list[PoolUsage]:
             pool=row.pool,
             slots=row.slots,
             description=row.description,
-            running=used.get(row.pool, {}).get(TaskInstanceState.RUNNING.value, 0),
+            # a cleared try still being stopped holds its slots like a running one
+            running=used.get(row.pool, {}).get(TaskInstanceState.RUNNING.value, 0)
+            + used.get(row.pool, {}).get(TaskInstanceState.RESTARTING.value, 0),
             queued=used.get(row.pool, {}).get(TaskInstanceState.QUEUED.value, 0),
         )
         for row in session.scalars(query)

@@ -22,7 +22,8 @@ from slipstream.store.scheduling import BACKFILL_TRIGGER
 from slipstream.store.xcoms import clear_xcoms
 
 _S = TaskInstanceState
-IN_FLIGHT = (_S.QUEUED.value, _S.RUNNING.value)
+#: states that hold a slot: queued, running, and a cleared try its worker is still stopping
+IN_FLIGHT = (_S.QUEUED.value, _S.RUNNING.value, _S.RESTARTING.value)
 
 
 @dataclass(frozen=True)
@@ -205,10 +206,13 @@ def queue_try(session: Session, ref: TryRef, now: datetime) -> TryRef | None:
     return TryRef(**{**ref.__dict__, "try_number": ref.try_number + 1})
 
 
-def running_past_heartbeat(session: Session, *, now: datetime, timeout: float) -> list[TryRef]:
-    """Running tries whose worker has not heartbeat them for ``timeout`` seconds."""
+def running_past_heartbeat(
+    session: Session, *, now: datetime, timeout: float, state: TaskInstanceState = _S.RUNNING
+) -> list[TryRef]:
+    """Tries in ``state`` (running, or restarting) whose worker has not heartbeat them for
+    ``timeout`` seconds."""
     query = select(TaskInstance).where(
-        TaskInstance.state == _S.RUNNING.value,
+        TaskInstance.state == state.value,
         TaskInstance.last_heartbeat_at < now - timedelta(seconds=timeout),
     )
     return [_ref_from_row(row) for row in session.scalars(query)]
@@ -314,3 +318,18 @@ def heartbeat(session: Session, tries: Iterable[tuple[int, int]], now: datetime)
         if result.rowcount != 1:
             lost.append(ti_id)
     return lost
+
+
+def release_restarting(session: Session, ti_id: int, try_number: int, now: datetime) -> bool:
+    """restarting → none once the cleared try is stopped (by its worker, or presumed dead),
+    if the row is still at that try: the task may now run again."""
+    result = session.connection().execute(
+        update(_TI)
+        .where(
+            _TI.c.id == ti_id,
+            _TI.c.try_number == try_number,
+            _TI.c.state == _S.RESTARTING.value,
+        )
+        .values(state=_S.NONE.value, updated_at=now)
+    )
+    return result.rowcount == 1

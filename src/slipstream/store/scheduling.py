@@ -99,6 +99,16 @@ class RunRow:
     dag_version_id: int | None
 
 
+_RUN_ROW = select(
+    DagRun.dag_id,
+    DagRun.run_id,
+    DagRun.run_type,
+    DagRun.logical_date,
+    DagRun.start_date,
+    DagRun.dag_version_id,
+)
+
+
 def running_runs(session: Session, keys: Collection[tuple[str, str]] | None = None) -> list[RunRow]:
     """Running runs the scheduler drives (all, or those of ``keys``), oldest first.
 
@@ -108,15 +118,7 @@ def running_runs(session: Session, keys: Collection[tuple[str, str]] | None = No
     if keys is not None and not keys:
         return []
     query = (
-        select(
-            DagRun.dag_id,
-            DagRun.run_id,
-            DagRun.run_type,
-            DagRun.logical_date,
-            DagRun.start_date,
-            DagRun.dag_version_id,
-        )
-        .join(Dag, Dag.dag_id == DagRun.dag_id)
+        _RUN_ROW.join(Dag, Dag.dag_id == DagRun.dag_id)
         .where(
             DagRun.state == DagRunState.RUNNING.value,
             (DagRun.triggered_by.is_(None)) | (DagRun.triggered_by != TEST_TRIGGER),
@@ -129,6 +131,20 @@ def running_runs(session: Session, keys: Collection[tuple[str, str]] | None = No
     if keys is not None:
         query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(keys)))
     return [RunRow(*row) for row in session.execute(query)]
+
+
+def next_running_run(session: Session, dag_id: str, logical_date: datetime) -> RunRow | None:
+    """The running run of ``dag_id`` right after ``logical_date`` (for depends_on_past)."""
+    row = session.execute(
+        _RUN_ROW.where(
+            DagRun.dag_id == dag_id,
+            DagRun.state == DagRunState.RUNNING.value,
+            DagRun.logical_date > logical_date,
+        )
+        .order_by(DagRun.logical_date)
+        .limit(1)
+    ).first()
+    return None if row is None else RunRow(*row)
 
 
 def runs_with_due_retries(session: Session, now: datetime) -> set[tuple[str, str]]:

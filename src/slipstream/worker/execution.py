@@ -216,6 +216,8 @@ class ChildTry:
     chunks: list[bytes] = field(default_factory=list)
     #: the supervisor had to stop the try for running past its execution_timeout
     timed_out: bool = False
+    #: the supervisor asked it to stop (SIGTERM) and kills it if it does not
+    stopping: bool = False
     reaped: bool = False
 
     def read(self) -> bool:
@@ -238,13 +240,20 @@ class ChildTry:
         """Past the deadline: SIGTERM (so ``on_kill`` runs), and SIGKILL ``grace`` later."""
         if self.kill_deadline is None or now <= self.kill_deadline:
             return
-        if self.timed_out:
+        if self.timed_out or self.stopping:
             self.kill()
             self.kill_deadline = None
         else:
             self.timed_out = True
             self.terminate()
             self.kill_deadline = now + grace
+
+    def terminate_then_kill(self, now: float, grace: float) -> None:
+        """SIGTERM now, and SIGKILL ``grace`` seconds later if the try is still there (the
+        supervisor's loop calls :meth:`enforce_deadline`)."""
+        self.terminate()
+        self.kill_deadline = now + grace
+        self.stopping = True
 
     def stop(self, grace: float) -> TryOutcome:
         """Stop the try: SIGTERM first, so the task's ``on_kill`` can stop what it started in

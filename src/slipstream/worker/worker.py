@@ -390,6 +390,7 @@ class Worker:
                 run.ref.task_id,
                 run.ref.try_number,
             )
+            self._release(run.ref)
             return
         if run.child.timed_out:
             timeout = run.task.execution_timeout if run.task else None
@@ -438,7 +439,17 @@ class Worker:
                 ref.task_id,
                 ref.try_number,
             )
+            self._release(ref)
+            return
         event = TaskEvent(ref.dag_id, ref.run_id, ref.task_id, ref.try_number, outcome.state.value)
+        self._sender.wake(SCHEDULER, event.to_json().encode())
+
+    def _release(self, ref: TryRef) -> None:
+        """A try taken away from this worker has stopped: if it was cleared while running
+        (restarting), the task may run again now. Then tell the scheduler to look."""
+        with transaction(self.factory) as session:
+            queue_store.release_restarting(session, ref.ti_id, ref.try_number, self.clock())
+        event = TaskEvent(ref.dag_id, ref.run_id, ref.task_id, ref.try_number)
         self._sender.wake(SCHEDULER, event.to_json().encode())
 
     def _stop_all(self, reason: str) -> None:
@@ -475,7 +486,9 @@ class Worker:
                 run.ref.task_id,
                 run.ref.try_number,
             )
-            run.child.terminate()
+            run.child.terminate_then_kill(
+                time.monotonic(), self.config.core.killed_task_cleanup_time
+            )
 
 
 def _warm_up() -> None:

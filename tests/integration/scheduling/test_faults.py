@@ -334,11 +334,6 @@ with DAG("stubborn", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker stops a try that was taken away from it (cleared, marked, run timed "
-    "out) with SIGTERM only: a task that ignores SIGTERM is never killed and runs on",
-)
 def test_a_taken_away_try_that_ignores_sigterm_is_killed(cluster: Cluster, tmp_path: Path) -> None:
     if not cluster.config.database_url.startswith("sqlite"):
         pytest.skip("stopping a child is the same on every database")

@@ -96,9 +96,6 @@ with DAG("past", schedule="@daily", start_date=MIDNIGHT - timedelta(days=3), cat
 def test_depends_on_past_waits_for_the_previous_run_and_a_clear_frees_it(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    # Until a run held back by depends_on_past is woken by the run before it (see the xfail
-    # below), the safety sweep frees it: a short one keeps this test short.
-    cluster.env["SLIPSTREAM__SCHEDULER__SWEEP_INTERVAL"] = "0.5"
     allow = tmp_path / "allow"
     cluster.write_dag("past.py", PAST.format(allow=str(allow)))
     cluster.parse()
@@ -159,11 +156,6 @@ with DAG("past_only", schedule="@daily", start_date=MIDNIGHT - timedelta(days=2)
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run held back only by depends_on_past is looked at again only on the safety "
-    "sweep: the end of the previous run's task does not wake it",
-)
 def test_depends_on_past_release_does_not_wait_for_the_safety_sweep(cluster: Cluster) -> None:
     if not cluster.config.database_url.startswith("sqlite"):
         pytest.skip("the wake-up path is the same on every database")
@@ -429,12 +421,6 @@ with DAG("busy", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clearing a task of a run that is still running sends the scheduler a bare "
-    "wake-up, which does not make it look at that run: the task waits for the safety sweep "
-    "or for another task of the run to end",
-)
 def test_clear_in_a_running_run_does_not_wait_for_the_safety_sweep(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -509,11 +495,6 @@ with DAG("cleared", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clearing a running task instance sets it to none at once: the scheduler may queue "
-    "its next try (and even end the run) while the cleared try is still being stopped",
-)
 def test_clearing_a_running_task_starts_its_next_try_only_once_the_first_stopped(
     cluster: Cluster, tmp_path: Path
 ) -> None:
