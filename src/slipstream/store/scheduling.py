@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
@@ -99,6 +99,16 @@ class RunRow:
     dag_version_id: int | None
 
 
+_RUN_ROW_COLUMNS = (
+    "dag_id",
+    "run_id",
+    "run_type",
+    "logical_date",
+    "start_date",
+    "dag_version_id",
+)
+_RUN_T = cast(Table, DagRun.__table__)
+_DAG_T = cast(Table, Dag.__table__)
 _RUN_ROW = select(
     DagRun.dag_id,
     DagRun.run_id,
@@ -106,6 +116,23 @@ _RUN_ROW = select(
     DagRun.logical_date,
     DagRun.start_date,
     DagRun.dag_version_id,
+)
+
+
+_RUNNING = (
+    select(*(_RUN_T.c[name] for name in _RUN_ROW_COLUMNS))
+    .join(_DAG_T, _DAG_T.c.dag_id == _RUN_T.c.dag_id)
+    .where(
+        _RUN_T.c.state == DagRunState.RUNNING.value,
+        (_RUN_T.c.triggered_by.is_(None)) | (_RUN_T.c.triggered_by != TEST_TRIGGER),
+        _DAG_T.c.is_paused.is_(False)
+        | (_RUN_T.c.run_type == DagRunType.BACKFILL.value)
+        | (_RUN_T.c.triggered_by == BACKFILL_TRIGGER),
+    )
+    .order_by(_RUN_T.c.logical_date, _RUN_T.c.id)
+)
+_RUNNING_OF = _RUNNING.where(
+    tuple_(_RUN_T.c.dag_id, _RUN_T.c.run_id).in_(bindparam("keys", expanding=True))
 )
 
 
@@ -117,20 +144,14 @@ def running_runs(session: Session, keys: Collection[tuple[str, str]] | None = No
     """
     if keys is not None and not keys:
         return []
-    query = (
-        _RUN_ROW.join(Dag, Dag.dag_id == DagRun.dag_id)
-        .where(
-            DagRun.state == DagRunState.RUNNING.value,
-            (DagRun.triggered_by.is_(None)) | (DagRun.triggered_by != TEST_TRIGGER),
-            Dag.is_paused.is_(False)
-            | (DagRun.run_type == DagRunType.BACKFILL.value)
-            | (DagRun.triggered_by == BACKFILL_TRIGGER),
-        )
-        .order_by(DagRun.logical_date, DagRun.id)
-    )
-    if keys is not None:
-        query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(keys)))
-    return [RunRow(*row) for row in session.execute(query)]
+    if keys is None:
+        return [_run_row(row) for row in session.connection().execute(_RUNNING)]
+    rows = session.connection().execute(_RUNNING_OF, {"keys": list(keys)})
+    return [_run_row(row) for row in rows]
+
+
+def _run_row(row: Any) -> RunRow:
+    return RunRow(**{name: row[i] for i, name in enumerate(_RUN_ROW_COLUMNS)})
 
 
 def next_running_run(session: Session, dag_id: str, logical_date: datetime) -> RunRow | None:
@@ -144,7 +165,7 @@ def next_running_run(session: Session, dag_id: str, logical_date: datetime) -> R
         .order_by(DagRun.logical_date)
         .limit(1)
     ).first()
-    return None if row is None else RunRow(*row)
+    return None if row is None else _run_row(row)
 
 
 def runs_with_due_retries(session: Session, now: datetime) -> set[tuple[str, str]]:

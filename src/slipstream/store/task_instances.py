@@ -63,6 +63,7 @@ _FINISH_WRITE = (
         updated_at=bindparam("v_end_date"),
     )
 )
+_SET_STATE: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 _HISTORY_INSERT = insert(cast(Table, TaskInstanceHistory.__table__))
 
 
@@ -116,13 +117,28 @@ def set_state(
     **fields: Any,
 ) -> bool:
     """Move the task instance to ``new`` if its state is one of ``expected``."""
-    values = {"state": new.value, "updated_at": now, **fields}
-    # Core, not the ORM: the scheduler calls this for every task it moves.
-    result = session.connection().execute(
-        update(_TI).where(_BY_KEY, _TI.c.state.in_([s.value for s in expected])).values(**values),
-        key_params(key),
-    )
-    return result.rowcount == 1
+    # Core and a statement built once per shape: the scheduler calls this for every task
+    # it moves.
+    shape = (tuple(sorted(s.value for s in expected)), tuple(sorted(fields)))
+    statement = _SET_STATE.get(shape)
+    if statement is None:
+        statement = (
+            update(_TI)
+            .where(_BY_KEY, _TI.c.state.in_(shape[0]))
+            .values(
+                state=bindparam("v_state"),
+                updated_at=bindparam("v_updated_at"),
+                **{name: bindparam(f"v_{name}") for name in shape[1]},
+            )
+        )
+        _SET_STATE[shape] = statement
+    params = {
+        **key_params(key),
+        "v_state": new.value,
+        "v_updated_at": now,
+        **{f"v_{name}": value for name, value in fields.items()},
+    }
+    return session.connection().execute(statement, params).rowcount == 1
 
 
 def skip_unstarted(

@@ -66,6 +66,8 @@ class DagFileCache:
         if imported is None:
             self._failed.add((path, stamp))
             return None
+        for dag in imported.dags:
+            dag.get_template_env()  # built once here rather than in every child
         self._imported[path] = (stamp, imported)
         return imported
 

@@ -1,0 +1,1070 @@
+"""Benchmark: the four workloads through ``slipstream standalone`` (scheduler, workers, DAG
+processor), measured the way the Apache Airflow 3.3.2 baseline was measured.
+
+What it does, from nothing:
+
+1. a fresh temporary SLIPSTREAM_HOME with the default SQLite database, DAGs read from
+   ``benchmarks/workloads``, no examples, DAGs unpaused at creation;
+2. times ``slipstream db migrate`` on the empty database;
+3. launches ``slipstream standalone`` in its own session and times launch -> the
+   "slipstream is ready" line, and launch -> all workload DAGs active and serialized in the
+   ``dag`` table;
+4. measures idle CPU (after a settle period) of the whole process tree and of each component,
+   told apart by the ``job`` table (scheduler, worker, dag_processor rows and their pids);
+5. runs every workload REPS times, one run at a time: ``slipstream dags trigger``, then polls
+   ``dag_run`` every 0.1 s until the run ends, while sampling memory (RSS, PSS) and CPU of the
+   tree, and of the rest of the machine (the noise on a shared machine);
+6. measures idle CPU and the resident footprint again after the workloads;
+7. stops standalone with SIGINT to its process group (Ctrl-C), SIGKILL after 15 s.
+
+It prints one JSON object on stdout (shaped like the Airflow baseline's results so the two can
+be compared) and a short summary table on stderr. Every per-run figure is computed from the
+``dag_run`` and ``task_instance`` rows, read with the standard library's sqlite3 in read-only
+mode; the dependency edges come from the serialized DAG (``dag_version.data``).
+
+    .venv/bin/python benchmarks/standalone.py --reps 3
+    .venv/bin/python benchmarks/standalone.py --reps 3 --idle-window 10 --out result.json
+    .venv/bin/python benchmarks/standalone.py --self-check   # metric code against `dags test`
+
+Linux only (it reads /proc). Metric definitions: benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS_DIR = HERE / "workloads"
+WORKLOADS = ["chain_20", "fanout_100", "bash_chain_10", "diamond_mix"]
+READY_LINE = "slipstream is ready"
+TERMINAL = {"success", "failed"}
+QUIET_OTHER_CORES = 0.1
+COMPONENT_JOB_TYPES = ("scheduler", "worker", "dag_processor")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def log(*parts: object) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}]", *parts, file=sys.stderr, flush=True)
+
+
+def r4(x: float | None) -> float | None:
+    # 0.1 ms: slipstream's gaps are a few milliseconds
+    return None if x is None else round(x, 4)
+
+
+def pct(values: Iterable[float], q: float) -> float | None:
+    """Linear-interpolated percentile, q in 0..100 (numpy's default method)."""
+    v = sorted(values)
+    if not v:
+        return None
+    k = (len(v) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+# ----------------------------------------------------------------------------- /proc sampling
+
+
+@dataclass(frozen=True)
+class Stat:
+    ppid: int
+    session: int
+    ticks: int  # utime + stime
+    child_ticks: int  # cutime + cstime: CPU of children this process has reaped
+    rss_kb: int
+
+
+def read_stat(pid: int) -> Stat | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ")"
+    rest = data[data.rfind(")") + 2 :].split()
+    # rest[1]=ppid [3]=session [11]=utime [12]=stime [13]=cutime [14]=cstime [21]=rss (pages)
+    return Stat(
+        ppid=int(rest[1]),
+        session=int(rest[3]),
+        ticks=int(rest[11]) + int(rest[12]),
+        child_ticks=int(rest[13]) + int(rest[14]),
+        rss_kb=int(rest[21]) * PAGE_KB,
+    )
+
+
+def proc_table() -> dict[int, Stat]:
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            s = read_stat(int(name))
+            if s is not None:
+                table[int(name)] = s
+    return table
+
+
+def pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def system_cpu() -> tuple[int, int]:
+    """(busy ticks, total ticks) of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + parts[4]  # idle + iowait
+    total = sum(parts[:8])
+    return total - idle, total
+
+
+def loadavg() -> list[float]:
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+class Tree:
+    """The standalone process tree, split by component.
+
+    The tree is every process in standalone's session plus every descendant of those (a
+    process that calls setsid leaves the session but stays a descendant). Each process belongs
+    to the nearest ancestor (itself included) that is a component: a pid from the ``job`` table,
+    or the standalone parent itself, so a worker's task processes count as that worker's.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.components: dict[int, str] = {root: "standalone"}
+
+    def set_components(self, by_pid: Mapping[int, str]) -> None:
+        self.components = {self.root: "standalone", **by_pid}
+
+    def members(self, table: Mapping[int, Stat]) -> set[int]:
+        children: dict[int, list[int]] = {}
+        for pid, s in table.items():
+            children.setdefault(s.ppid, []).append(pid)
+        members = {pid for pid, s in table.items() if s.session == self.root}
+        if self.root in table:
+            members.add(self.root)
+        stack = list(members)
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if child not in members:
+                    members.add(child)
+                    stack.append(child)
+        return members
+
+    def split(self, table: Mapping[int, Stat]) -> dict[str, set[int]]:
+        members = self.members(table)
+        out: dict[str, set[int]] = {name: set() for name in self.components.values()}
+        for pid in members:
+            p = pid
+            # walk up to the nearest component; orphans re-parented out of the tree count
+            # as the standalone parent's
+            while p not in self.components and p in members:
+                p = table[p].ppid
+            out[self.components.get(p, "standalone")].add(pid)
+        return out
+
+
+def _ticks(pids: Iterable[int], table: Mapping[int, Stat]) -> int:
+    return sum(table[p].ticks + table[p].child_ticks for p in pids if p in table)
+
+
+def _children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _self_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class CpuWindow:
+    """CPU used over a window by the standalone tree (whole and per component), by this script,
+    by the CLI processes it ran (``dags trigger``), and by everything else on the machine.
+
+    A process's CPU is its own ticks plus those of children it reaped, so task processes that
+    start and end inside the window are counted in their worker's figure.
+    """
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+
+    def start(self) -> CpuWindow:
+        table = proc_table()
+        self.t0 = time.monotonic()
+        self.sys0 = system_cpu()
+        self.by_component0 = {n: _ticks(p, table) for n, p in self.tree.split(table).items()}
+        self.main0 = {pid: table[pid].ticks for pid in self.tree.components if pid in table}
+        self.self0 = _self_cpu_s()
+        self.children0 = _children_cpu_s()
+        self.load0 = loadavg()
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        table = proc_table()
+        elapsed = time.monotonic() - self.t0
+        sys1 = system_cpu()
+        by_component = {
+            name: max(0, _ticks(pids, table) - self.by_component0.get(name, 0)) / CLK_TCK
+            for name, pids in self.tree.split(table).items()
+        }
+        main = {
+            name: max(0, (table[pid].ticks if pid in table else 0) - self.main0.get(pid, 0))
+            / CLK_TCK
+            for pid, name in self.tree.components.items()
+        }
+        ours = sum(by_component.values())
+        harness = max(0.0, _self_cpu_s() - self.self0)
+        cli = max(0.0, _children_cpu_s() - self.children0)
+        machine = (sys1[0] - self.sys0[0]) / CLK_TCK
+        return {
+            "window_s": round(elapsed, 2),
+            "cpu_pct_whole_tree": round(100 * ours / elapsed, 2),
+            "cpu_pct_by_component_tree": {
+                n: round(100 * v / elapsed, 2) for n, v in sorted(by_component.items())
+            },
+            "cpu_pct_main_process": {
+                n: round(100 * v / elapsed, 2) for n, v in sorted(main.items())
+            },
+            "machine_busy_cores": round(machine / elapsed, 3),
+            "slipstream_busy_cores_approx": round(ours / elapsed, 3),
+            "trigger_cli_busy_cores": round(cli / elapsed, 3),
+            "harness_busy_cores": round(harness / elapsed, 3),
+            "other_busy_cores_approx": round(max(0.0, machine - ours - harness - cli) / elapsed, 3),
+            "ncpu": os.cpu_count(),
+            "loadavg_start": self.load0,
+            "loadavg_end": loadavg(),
+        }
+
+
+class Sampler(threading.Thread):
+    """Peak summed RSS and PSS and process count of the tree, sampled every ``interval``.
+
+    The tree is a handful of processes, so PSS (smaps_rollup) is read at every sample too:
+    runs last about a second, and a 3 s PSS period would see one sample.
+    """
+
+    def __init__(self, tree: Tree, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.tree, self.interval = tree, interval
+        self.stop_event = threading.Event()
+        self.peak_rss_kb = self.peak_pss_kb = self.peak_procs = self.samples = 0
+        self.peak_rss_by_component: dict[str, int] = {}
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.sample()
+            self.stop_event.wait(self.interval)
+        self.sample()
+
+    def sample(self) -> None:
+        table = proc_table()
+        split = self.tree.split(table)
+        pids = [p for ps in split.values() for p in ps]
+        self.peak_rss_kb = max(self.peak_rss_kb, sum(table[p].rss_kb for p in pids))
+        self.peak_pss_kb = max(self.peak_pss_kb, sum(pss_kb(p) for p in pids))
+        self.peak_procs = max(self.peak_procs, len(pids))
+        for name, ps in split.items():
+            rss = sum(table[p].rss_kb for p in ps)
+            self.peak_rss_by_component[name] = max(self.peak_rss_by_component.get(name, 0), rss)
+        self.samples += 1
+
+    def finish(self) -> dict[str, Any]:
+        self.stop_event.set()
+        self.join()
+        return {
+            "peak_sum_rss_mib": round(self.peak_rss_kb / 1024, 1),
+            "peak_sum_pss_mib": round(self.peak_pss_kb / 1024, 1),
+            "peak_process_count": self.peak_procs,
+            "peak_sum_rss_mib_by_component": {
+                n: round(v / 1024, 1) for n, v in sorted(self.peak_rss_by_component.items())
+            },
+            "samples": self.samples,
+        }
+
+
+def footprint(tree: Tree) -> dict[str, Any]:
+    table = proc_table()
+    split = tree.split(table)
+    return {
+        "process_count": sum(len(p) for p in split.values()),
+        "process_count_by_component": {n: len(p) for n, p in sorted(split.items())},
+        "sum_rss_mib": round(sum(table[p].rss_kb for ps in split.values() for p in ps) / 1024, 1),
+        "sum_rss_mib_by_component": {
+            n: round(sum(table[p].rss_kb for p in ps) / 1024, 1) for n, ps in sorted(split.items())
+        },
+        "sum_pss_mib_total": round(sum(pss_kb(p) for ps in split.values() for p in ps) / 1024, 1),
+    }
+
+
+def wait_for_quiet(tree: Tree, threshold: float, max_wait: float, probe: float = 3.0) -> dict:
+    """Wait until processes that are not ours use fewer than ``threshold`` cores for one probe
+    (at most ``max_wait`` seconds): on a shared machine a neighbour's build skews a run."""
+    t0 = time.monotonic()
+    while True:
+        window = CpuWindow(tree).start()
+        time.sleep(probe)
+        other = window.stop()["other_busy_cores_approx"]
+        if other < threshold or time.monotonic() - t0 >= max_wait:
+            return {
+                "waited_s": round(time.monotonic() - t0, 1),
+                "other_busy_cores_last_probe": other,
+                "quiet": other < threshold,
+            }
+
+
+# ----------------------------------------------------------------------------- the database
+
+
+def connect_ro(db: Path) -> sqlite3.Connection:
+    # read-only, so the benchmark cannot take a write lock from the scheduler; in WAL mode
+    # readers never block the writers
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    con.row_factory = sqlite3.Row
+    return con
+
+
+def parse_ts(value: str | None) -> float | None:
+    """A naive UTC datetime string as stored in SQLite -> epoch seconds."""
+    if value is None:
+        return None
+    d = dt.datetime.fromisoformat(str(value).replace("T", " "))
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.UTC)
+    return d.timestamp()
+
+
+def dags_ready(con: sqlite3.Connection, dag_ids: list[str]) -> dict[str, dict] | None:
+    """When every DAG is active with a serialized version: per DAG its row and its edges
+    (task -> upstream task ids) from the serialized DAG. None until then."""
+    marks = ",".join("?" * len(dag_ids))
+    try:
+        rows = con.execute(
+            "SELECT d.dag_id, d.is_paused, d.max_active_runs, d.max_active_tasks,"
+            f" v.data FROM dag d JOIN dag_version v ON v.id = d.latest_version_id"
+            f" WHERE d.is_active AND d.dag_id IN ({marks})",
+            dag_ids,
+        ).fetchall()
+    except sqlite3.OperationalError:  # tables not there yet, or the database is locked
+        return None
+    if len(rows) < len(dag_ids):
+        return None
+    out = {}
+    for row in rows:
+        data = json.loads(row["data"])
+        out[row["dag_id"]] = {
+            "is_paused": bool(row["is_paused"]),
+            "max_active_runs": row["max_active_runs"],
+            "max_active_tasks": row["max_active_tasks"],
+            "timetable": data.get("timetable"),
+            "upstream": {t["task_id"]: list(t["upstream_task_ids"]) for t in data["tasks"]},
+        }
+    return out
+
+
+def component_pids(con: sqlite3.Connection, tree_pids: set[int]) -> dict[int, str]:
+    """The running components' pids from the ``job`` table, named by job type (numbered when
+    there are several of a type, e.g. worker-1, worker-2); only pids of our tree."""
+    rows = con.execute(
+        "SELECT job_type, pid FROM job WHERE state = 'running' ORDER BY id"
+    ).fetchall()
+    rows = [r for r in rows if r["job_type"] in COMPONENT_JOB_TYPES and r["pid"] in tree_pids]
+    count: dict[str, int] = {}
+    for r in rows:
+        count[r["job_type"]] = count.get(r["job_type"], 0) + 1
+    seen: dict[str, int] = {}
+    out: dict[int, str] = {}
+    for r in rows:
+        kind = r["job_type"]
+        seen[kind] = seen.get(kind, 0) + 1
+        name = kind if count[kind] == 1 else f"{kind}-{seen[kind]}"
+        # components run in one process show up under one pid: name it after all of them
+        out[r["pid"]] = f"{out[r['pid']]}+{name}" if r["pid"] in out else name
+    return out
+
+
+def run_state(con: sqlite3.Connection, dag_id: str, run_id: str) -> str | None:
+    row = con.execute(
+        "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+    ).fetchone()
+    return None if row is None else row["state"]
+
+
+def run_metrics(
+    con: sqlite3.Connection,
+    dag_id: str,
+    run_id: str,
+    upstream: Mapping[str, list[str]],
+    client: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The README's per-run metrics, from the ``dag_run`` and ``task_instance`` rows.
+
+    ``upstream`` maps each task to its upstream task ids. Missing timestamps (a task that never
+    ran; ``queued_at``/``scheduled_at`` are not set by ``dags test``) leave a metric None.
+    """
+    dr = con.execute(
+        "SELECT state, queued_at, start_date, end_date FROM dag_run"
+        " WHERE dag_id = ? AND run_id = ?",
+        (dag_id, run_id),
+    ).fetchone()
+    rows = con.execute(
+        "SELECT task_id, state, try_number, start_date, end_date, duration, queued_at,"
+        " scheduled_at FROM task_instance WHERE dag_id = ? AND run_id = ?",
+        (dag_id, run_id),
+    ).fetchall()
+    q_at, r_start, r_end = (parse_ts(dr[k]) for k in ("queued_at", "start_date", "end_date"))
+    ti = {
+        r["task_id"]: {
+            "state": r["state"],
+            "try": r["try_number"],
+            "start": parse_ts(r["start_date"]),
+            "end": parse_ts(r["end_date"]),
+            "duration": r["duration"],
+            "queued": parse_ts(r["queued_at"]),
+            "scheduled": parse_ts(r["scheduled_at"]),
+        }
+        for r in rows
+    }
+    downstream: dict[str, list[str]] = {t: [] for t in upstream}
+    for d, ups in upstream.items():
+        for u in ups:
+            downstream.setdefault(u, []).append(d)
+
+    def gap(d: str) -> float | None:
+        """Dependency gap of ``d``: its start - the latest end of its upstream tasks."""
+        ends = [ti.get(u, {}).get("end") for u in upstream[d]]
+        start = ti.get(d, {}).get("start")
+        if start is None or None in ends:
+            return None
+        return start - max(e for e in ends if e is not None)
+
+    gaps = [g for d, ups in upstream.items() if ups and (g := gap(d)) is not None]
+    starts = [t["start"] for t in ti.values() if t["start"] is not None]
+    ends = [t["end"] for t in ti.values() if t["end"] is not None]
+    durations = [t["duration"] for t in ti.values() if t["duration"] is not None]
+    q2s = [t["start"] - t["queued"] for t in ti.values() if t["start"] and t["queued"]]
+    s2q = [t["queued"] - t["scheduled"] for t in ti.values() if t["queued"] and t["scheduled"]]
+    # most tasks between start_date and end_date at once; at equal times an end sorts first
+    events = sorted([(s, 1) for s in starts] + [(e, -1) for e in ends])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    wall = r_end - q_at if r_end is not None and q_at is not None else None
+    m: dict[str, Any] = {
+        "run_id": run_id,
+        "state": dr["state"],
+        "task_instances": len(ti),
+        "tasks_success": sum(1 for t in ti.values() if t["state"] == "success"),
+        "tasks_retried": sum(1 for t in ti.values() if (t["try"] or 0) > 1),
+        "wall_s": r4(wall),
+    }
+    if client:
+        m["client_wall_s"] = r4(client["done"] - client["t0"])
+        m["trigger_cli_call_s"] = r4(client["trigger_done"] - client["t0"])
+    m |= {
+        "queued_to_run_start_s": r4(r_start - q_at) if r_start and q_at else None,
+        "queued_to_first_task_start_s": r4(min(starts) - q_at) if starts and q_at else None,
+        "last_task_end_to_run_end_s": r4(r_end - max(ends)) if ends and r_end else None,
+        "dep_gap_s_median": r4(pct(gaps, 50)),
+        "dep_gap_s_p95": r4(pct(gaps, 95)),
+        "dep_gap_s_mean": r4(statistics.mean(gaps)) if gaps else None,
+        "dep_gap_s_max": r4(max(gaps)) if gaps else None,
+        "dep_gap_count": len(gaps),
+        "sink_gap_s": None,
+        "task_duration_s_mean": r4(statistics.mean(durations)) if durations else None,
+        "task_duration_s_median": r4(pct(durations, 50)),
+        "ti_queued_to_start_s_median": r4(pct(q2s, 50)),
+        "ti_scheduled_to_queued_s_median": r4(pct(s2q, 50)),
+        "max_concurrent_running_tasks": most,
+        "throughput_tasks_per_s_whole_run": r4(len(ti) / wall) if wall else None,
+        "dep_gaps_s": [r4(g) for g in gaps],
+    }
+    roots = [t for t, ups in upstream.items() if not ups]
+    sinks = [t for t, ds in downstream.items() if not ds]
+    if len(sinks) == 1 and upstream[sinks[0]]:
+        m["sink_gap_s"] = r4(gap(sinks[0]))
+    # the fan layer: tasks whose only upstream is the single root and only downstream the
+    # single sink (fanout_100's f000..f099); its window runs from the root's end, which
+    # releases the fan, to the last fan task's end
+    if len(roots) == 1 and len(sinks) == 1:
+        fan = [t for t, ups in upstream.items() if ups == roots and downstream[t] == sinks]
+        fan_ends = [ti.get(t, {}).get("end") for t in fan]
+        root_end = ti.get(roots[0], {}).get("end")
+        if len(fan) >= 10 and root_end is not None and None not in fan_ends:
+            window = max(e for e in fan_ends if e is not None) - root_end
+            m["fan_tasks"] = len(fan)
+            m["fan_window_s"] = r4(window)
+            m["fan_throughput_tasks_per_s"] = r4(len(fan) / window) if window > 0 else None
+    return m
+
+
+SUMMARY_KEYS = [
+    "wall_s",
+    "client_wall_s",
+    "trigger_cli_call_s",
+    "queued_to_first_task_start_s",
+    "dep_gap_s_median",
+    "dep_gap_s_p95",
+    "dep_gap_s_mean",
+    "dep_gap_s_max",
+    "sink_gap_s",
+    "task_duration_s_mean",
+    "task_duration_s_median",
+    "ti_queued_to_start_s_median",
+    "ti_scheduled_to_queued_s_median",
+    "fan_throughput_tasks_per_s",
+    "throughput_tasks_per_s_whole_run",
+    "max_concurrent_running_tasks",
+    "memory.peak_sum_rss_mib",
+    "memory.peak_sum_pss_mib",
+    "memory.peak_process_count",
+    "cpu.slipstream_busy_cores_approx",
+    "cpu.trigger_cli_busy_cores",
+    "cpu.harness_busy_cores",
+    "cpu.other_busy_cores_approx",
+]
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Median / min / max / n over the repetitions of each main metric (dotted = nested)."""
+    out = {}
+    for key in SUMMARY_KEYS:
+        values = []
+        for run in runs:
+            v: Any = run
+            for part in key.split("."):
+                v = v.get(part) if isinstance(v, dict) else None
+            if v is not None:
+                values.append(v)
+        if values:
+            out[key] = {
+                "median": r4(statistics.median(values)),
+                "min": r4(min(values)),
+                "max": r4(max(values)),
+                "n": len(values),
+            }
+    return out
+
+
+# ----------------------------------------------------------------------------- slipstream
+
+
+def slipstream_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "slipstream", *args]
+
+
+def bench_env(home: Path) -> dict[str, str]:
+    # nothing from the caller's own slipstream configuration leaks in
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPSTREAM")}
+    env |= {
+        "SLIPSTREAM_HOME": str(home),
+        "SLIPSTREAM__CORE__DAGS_FOLDER": str(WORKLOADS_DIR),
+        "SLIPSTREAM__CORE__LOAD_EXAMPLES": "false",
+        "SLIPSTREAM__SCHEDULER__DAGS_ARE_PAUSED_AT_CREATION": "false",
+    }
+    return env
+
+
+def effective_config(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings that shape the figures, as slipstream resolves them (no secrets)."""
+    r = subprocess.run(
+        slipstream_cmd("config", "list", "-o", "json"), env=env, capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        return {"error": r.stderr.strip()[-500:]}
+    keep = ("core.max_active", "core.default_pool", "scheduler.", "worker.", "dag_processor.")
+    return {
+        row["key"]: row["value"]
+        for row in json.loads(r.stdout)
+        if row["key"].startswith(keep) or row["key"] == "database.url"
+    }
+
+
+class Standalone:
+    """``slipstream standalone`` in its own session, its output in a file."""
+
+    def __init__(self, home: Path, env: dict[str, str], args: list[str]) -> None:
+        self.home, self.env, self.args = home, env, args
+        self.log_path = home / "standalone.log"
+        self.db = home / "slipstream.db"
+
+    def start(self) -> None:
+        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 - open for the process's life
+        # unbuffered, so the ready line reaches the file when it is printed
+        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            slipstream_cmd("standalone", *self.args),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.tree = Tree(self.proc.pid)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.output().splitlines()[-n:])
+
+    def wait_ready(
+        self, dag_ids: list[str], timeout: float
+    ) -> tuple[float | None, float | None, dict[str, dict]]:
+        """Seconds from now to the ready line and to all DAGs in the database, and the DAGs."""
+        t0 = time.monotonic()
+        ready_s = dags_s = None
+        dags: dict[str, dict] | None = None
+        con = None
+        while time.monotonic() - t0 < timeout:
+            if not self.alive():
+                raise RuntimeError(
+                    f"standalone exited with {self.proc.returncode} during startup:\n{self.tail()}"
+                )
+            if ready_s is None and READY_LINE in self.output():
+                ready_s = time.monotonic() - t0
+                log(f"ready line after {ready_s:.2f}s")
+            if dags_s is None:
+                con = con or connect_ro(self.db)
+                dags = dags_ready(con, dag_ids)
+                if dags is not None:
+                    dags_s = time.monotonic() - t0
+                    log(f"workload DAGs in the database after {dags_s:.2f}s")
+            if ready_s is not None and dags is not None:
+                break
+            time.sleep(0.05)
+        if con is not None:
+            con.close()
+        if dags is None:
+            raise RuntimeError(f"DAGs not in the database after {timeout}s:\n{self.tail()}")
+        return ready_s, dags_s, dags
+
+    def refresh_components(self, con: sqlite3.Connection) -> dict[int, str]:
+        found = component_pids(con, self.tree.members(proc_table()))
+        self.tree.set_components(found)
+        return found
+
+    def stop(self, grace: float = 15.0) -> dict[str, Any]:
+        """SIGINT to the process group (what Ctrl-C in a terminal does), then SIGKILL to
+        whatever of the tree is left after ``grace`` seconds."""
+        before = self.tree.members(proc_table())
+        t0 = time.monotonic()
+        exit_s = None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(grace)
+            exit_s = time.monotonic() - t0
+        except subprocess.TimeoutExpired:
+            pass
+        # the tree is gone when no process of it is left (children may outlive the parent)
+        while time.monotonic() - t0 < grace:
+            left = {p for p in before | self.tree.members(proc_table()) if read_stat(p)}
+            if not left:
+                break
+            time.sleep(0.1)
+        tree_gone_s = time.monotonic() - t0
+        left = {p for p in before | self.tree.members(proc_table()) if read_stat(p)}
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+        self.log_file.close()
+        if exit_s is not None:
+            outcome = "exited after SIGINT"
+        else:
+            outcome = f"still running {grace:g} s after SIGINT: SIGKILLed"
+        return {
+            "signal": "SIGINT to the process group",
+            "outcome": outcome,
+            "shutdown_s": r4(exit_s),
+            "tree_gone_s": None if left else r4(tree_gone_s),
+            "exit_code": self.proc.returncode,
+            "sigkilled_pids": sorted(left),
+        }
+
+
+def trigger_and_wait(
+    sa: Standalone, con: sqlite3.Connection, dag_id: str, run_id: str, timeout: float
+) -> dict[str, float]:
+    """Trigger a run with the CLI and poll its state every 0.1 s until it ends."""
+    t0 = time.time()
+    r = subprocess.run(
+        slipstream_cmd("dags", "trigger", dag_id, "--run-id", run_id, "-o", "json"),
+        env=sa.env,
+        capture_output=True,
+        text=True,
+    )
+    trigger_done = time.time()
+    if r.returncode != 0:
+        raise RuntimeError(f"dags trigger {dag_id} exited {r.returncode}: {r.stderr.strip()}")
+    json.loads(r.stdout)  # the CLI answers with JSON; fail loudly if it does not
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if run_state(con, dag_id, run_id) in TERMINAL:
+            return {"t0": t0, "trigger_done": trigger_done, "done": time.time()}
+        if not sa.alive():
+            raise RuntimeError(f"standalone exited during {run_id}:\n{sa.tail()}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{run_id} not finished after {timeout}s ({run_state(con, dag_id, run_id)})")
+
+
+def idle_window(sa: Standalone, con: sqlite3.Connection, seconds: float) -> dict[str, Any]:
+    sa.refresh_components(con)
+    window = CpuWindow(sa.tree).start()
+    time.sleep(seconds)
+    return window.stop()
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return {
+        "ncpu": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "slipstream": version("slipstream"),
+        "loadavg_at_start": loadavg(),
+    }
+
+
+def _fmt(summary: Mapping[str, Any], key: str, scale: float = 1.0, digits: int = 3) -> str:
+    s = summary.get(key)
+    if not s:
+        return "-"
+    med, lo, hi = (round(s[k] * scale, digits or None) for k in ("median", "min", "max"))
+    return f"{med}" if s["n"] == 1 or lo == hi else f"{med} ({lo}-{hi})"
+
+
+def print_table(result: Mapping[str, Any]) -> None:
+    out = sys.stderr
+    st = result.get("startup", {})
+    print(
+        f"\ndb migrate {st.get('db_migrate_s')} s; launch -> ready {st.get('start_to_ready_s')} s;"
+        f" -> DAGs in the database {st.get('start_to_dags_ready_s')} s;"
+        f" shutdown: {result.get('shutdown', {}).get('outcome')}"
+        f" ({result.get('shutdown', {}).get('shutdown_s')} s)",
+        file=out,
+    )
+    for key in ("idle_before_workloads", "idle_after_workloads"):
+        if key in result:
+            w = result[key]
+            print(
+                f"{key}: {w['cpu_pct_whole_tree']}% of a core, by component"
+                f" {w['cpu_pct_by_component_tree']}",
+                file=out,
+            )
+    if "resident_after_workloads" in result:
+        r = result["resident_after_workloads"]
+        print(
+            f"resident after workloads: {r['process_count']} processes, RSS {r['sum_rss_mib']} MiB,"
+            f" PSS {r['sum_pss_mib_total']} MiB",
+            file=out,
+        )
+    cols = [
+        ("wall", "wall_s", 1, 2, "s"),
+        ("dep gap med", "dep_gap_s_median", 1000, 1, "ms"),
+        ("dep gap p95", "dep_gap_s_p95", 1000, 1, "ms"),
+        ("1st task", "queued_to_first_task_start_s", 1000, 0, "ms"),
+        ("trigger cli", "trigger_cli_call_s", 1, 2, "s"),
+        ("task dur mean", "task_duration_s_mean", 1000, 1, "ms"),
+        ("fan tasks/s", "fan_throughput_tasks_per_s", 1, 1, ""),
+        ("RSS MiB", "memory.peak_sum_rss_mib", 1, 0, ""),
+        ("PSS MiB", "memory.peak_sum_pss_mib", 1, 0, ""),
+        ("other cores", "cpu.other_busy_cores_approx", 1, 2, ""),
+    ]
+    header = ["workload", "ok", "quiet"] + [f"{c[0]}{' ' + c[4] if c[4] else ''}" for c in cols]
+    rows = [header]
+    for name, wl in result.get("workloads", {}).items():
+        ok = sum(1 for r in wl["runs"] if r["state"] == "success")
+        quiet = sum(
+            1 for r in wl["runs"] if r["cpu"]["other_busy_cores_approx"] < QUIET_OTHER_CORES
+        )
+        rows.append(
+            [name, f"{ok}/{len(wl['runs'])}", str(quiet)]
+            + [_fmt(wl["summary"], key, scale, digits) for _, key, scale, digits, _ in cols]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)), file=out)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def run_benchmark(a: argparse.Namespace, home: Path, result: dict[str, Any]) -> None:
+    env = bench_env(home)
+    workloads = [w for w in a.workloads.split(",") if w]
+    standalone_args = []
+    if a.workers:
+        standalone_args += ["--workers", str(a.workers)]
+    if a.concurrency:
+        standalone_args += ["--concurrency", str(a.concurrency)]
+    result["config"] = {
+        "command": " ".join(["slipstream", "standalone", *standalone_args]),
+        "metadata_db": "sqlite (slipstream.db in a fresh temporary SLIPSTREAM_HOME)",
+        "overrides": {k: v for k, v in env.items() if k.startswith("SLIPSTREAM__")},
+        "reps": a.reps,
+        "idle_window_s": a.idle_window,
+        "settle_s": a.settle,
+        "sample_interval_s": a.sample_interval,
+        "poll_interval_s": 0.1,
+        "quiet_threshold_cores": a.quiet_threshold,
+        "quiet_max_wait_s": a.quiet_max_wait,
+        "effective": effective_config(env),
+    }
+
+    t = time.monotonic()
+    subprocess.run(slipstream_cmd("db", "migrate"), env=env, check=True, capture_output=True)
+    result["startup"] = {"db_migrate_s": round(time.monotonic() - t, 3)}
+    log(f"db migrate {result['startup']['db_migrate_s']}s")
+
+    sa = Standalone(home, env, standalone_args)
+    sa.start()
+    log(f"started slipstream standalone pid={sa.proc.pid}")
+    try:
+        ready_s, dags_s, dags = sa.wait_ready(workloads, a.startup_timeout)
+        result["startup"] |= {"start_to_ready_s": r4(ready_s), "start_to_dags_ready_s": r4(dags_s)}
+        con = connect_ro(sa.db)
+        components = sa.refresh_components(con)
+        result["startup"]["components"] = {name: pid for pid, name in components.items()}
+        log(f"components: {result['startup']['components']}")
+        paused = [d for d, info in dags.items() if info["is_paused"]]
+        if paused:
+            log(f"warning: paused DAGs {paused}; their runs will not start")
+
+        time.sleep(a.settle)
+        result["idle_before_workloads"] = idle_window(sa, con, a.idle_window)
+        result["resident_before_workloads"] = footprint(sa.tree)
+        log(
+            "idle before:", json.dumps(result["idle_before_workloads"]["cpu_pct_by_component_tree"])
+        )
+
+        result["workloads"] = {}
+        for name in workloads:
+            upstream = dags[name]["upstream"]
+            runs = []
+            for rep in range(1, a.reps + 1):
+                quiet = (
+                    wait_for_quiet(sa.tree, a.quiet_threshold, a.quiet_max_wait)
+                    if a.quiet_max_wait > 0
+                    else None
+                )
+                sa.refresh_components(con)
+                run_id = f"bench-{name}-{rep}"
+                sampler = Sampler(sa.tree, a.sample_interval)
+                cpu = CpuWindow(sa.tree).start()
+                sampler.start()
+                try:
+                    client = trigger_and_wait(sa, con, name, run_id, a.run_timeout)
+                finally:
+                    memory = sampler.finish()
+                cpu_figures = cpu.stop()
+                m = run_metrics(con, name, run_id, upstream, client)
+                m["memory"] = memory
+                m["cpu"] = {
+                    k: cpu_figures[k]
+                    for k in (
+                        "machine_busy_cores",
+                        "slipstream_busy_cores_approx",
+                        "trigger_cli_busy_cores",
+                        "harness_busy_cores",
+                        "other_busy_cores_approx",
+                        "cpu_pct_by_component_tree",
+                        "loadavg_start",
+                        "loadavg_end",
+                    )
+                }
+                m["pre_run_quiet_wait"] = quiet
+                runs.append(m)
+                log(
+                    f"{name} rep {rep}: {m['state']} wall={m['wall_s']}s"
+                    f" client={m['client_wall_s']}s gap_med={m['dep_gap_s_median']}"
+                    f" gap_p95={m['dep_gap_s_p95']} fan={m.get('fan_throughput_tasks_per_s')}"
+                    f" rss={memory['peak_sum_rss_mib']}MiB pss={memory['peak_sum_pss_mib']}MiB"
+                    f" other_cores={cpu_figures['other_busy_cores_approx']}"
+                )
+                if a.quiet_max_wait <= 0:
+                    time.sleep(1)  # let the finished run's processes exit before the next
+            result["workloads"][name] = {
+                "tasks": len(upstream),
+                "edges": sum(len(u) for u in upstream.values()),
+                "dag": {k: v for k, v in dags[name].items() if k != "upstream"},
+                "summary": summarize(runs),
+                # the baseline's "quiet" view: runs during which unrelated processes used
+                # under 0.1 core
+                "summary_quiet": summarize(
+                    [r for r in runs if r["cpu"]["other_busy_cores_approx"] < QUIET_OTHER_CORES]
+                ),
+                "runs": runs,
+            }
+
+        time.sleep(a.settle / 4)
+        result["idle_after_workloads"] = idle_window(sa, con, a.idle_window)
+        result["resident_after_workloads"] = footprint(sa.tree)
+        log("idle after:", json.dumps(result["idle_after_workloads"]["cpu_pct_by_component_tree"]))
+        con.close()
+        result["standalone_alive_at_end"] = sa.alive()
+    finally:
+        log("stopping standalone (SIGINT)")
+        result["shutdown"] = sa.stop()
+        log(f"shutdown: {result['shutdown']}")
+        if result["shutdown"]["exit_code"] != 0 or "workloads" not in result:
+            result["standalone_log_tail"] = sa.tail(60)
+
+
+def self_check(home: Path) -> int:
+    """Run the metric code on the rows ``dags test`` records and check what must hold."""
+    env = bench_env(home)
+    subprocess.run(slipstream_cmd("db", "migrate"), env=env, check=True, capture_output=True)
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in ("chain_20", "fanout_100", "diamond_mix"):
+        subprocess.run(
+            slipstream_cmd("dags", "test", name), env=env, check=True, capture_output=True
+        )
+        con = connect_ro(home / "slipstream.db")
+        dags = dags_ready(con, [name])
+        if dags is None:
+            raise SystemExit(f"{name} not in the database after dags test")
+        upstream = dags[name]["upstream"]
+        (run_id,) = con.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (name,)
+        ).fetchone()
+        m = run_metrics(con, name, run_id, upstream)
+        con.close()
+        edges = sum(len(u) for u in upstream.values())
+        with_upstream = sum(1 for u in upstream.values() if u)
+        expected = {"chain_20": (20, 19), "fanout_100": (102, 200), "diamond_mix": (33, 44)}[name]
+        checks = {
+            "task count and edges": (len(upstream), edges) == expected,
+            "all tasks succeeded": m["tasks_success"] == m["task_instances"] == expected[0],
+            "one gap per task with upstreams": m["dep_gap_count"] == with_upstream,
+            "gaps are not negative": all(g >= 0 for g in m["dep_gaps_s"]),
+            "wall_s set": (m["wall_s"] or 0) > 0,
+            "sink gap set": m["sink_gap_s"] is not None,
+            "fan throughput only for fanout_100": (m.get("fan_throughput_tasks_per_s") is not None)
+            == (name == "fanout_100"),
+            "chain runs one task at a time": name != "chain_20"
+            or m["max_concurrent_running_tasks"] == 1,
+        }
+        problems += [f"{name}: {c}" for c, ok in checks.items() if not ok]
+        out[name] = {k: v for k, v in m.items() if k != "dep_gaps_s"}
+    print(json.dumps({"self_check": problems or "ok", "runs": out}, indent=1))
+    return 1 if problems else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--reps", type=int, default=3, help="runs of each workload")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--idle-window", type=float, default=30.0, help="seconds per idle window")
+    parser.add_argument(
+        "--settle", type=float, default=20.0, help="seconds after startup before the idle window"
+    )
+    parser.add_argument("--sample-interval", type=float, default=0.25, help="RSS/PSS sampling")
+    parser.add_argument("--startup-timeout", type=float, default=300.0)
+    parser.add_argument("--run-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--quiet-threshold",
+        type=float,
+        default=0.3,
+        help="before each run, wait until other processes use fewer cores than this ...",
+    )
+    parser.add_argument(
+        "--quiet-max-wait", type=float, default=60.0, help="... but at most this long (0: no wait)"
+    )
+    parser.add_argument("--workers", type=int, help="standalone --workers (default: its own)")
+    parser.add_argument(
+        "--concurrency", type=int, help="standalone --concurrency, tasks per worker"
+    )
+    parser.add_argument("--out", help="also write the JSON to this file")
+    parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
+    parser.add_argument(
+        "--self-check",
+        action="store_true",
+        help="check the metric code on `dags test` runs (no standalone) and exit",
+    )
+    a = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="slipstream-bench-"))
+    try:
+        if a.self_check:
+            return self_check(home)
+        result: dict[str, Any] = {
+            "title": "slipstream standalone: benchmark workloads through the scheduler and workers",
+            "measured_on_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": machine_info(),
+        }
+        code = 0
+        try:
+            run_benchmark(a, home, result)
+        except Exception as exc:  # report what was measured up to the failure
+            result["error"] = f"{type(exc).__name__}: {exc}"
+            log(f"error: {result['error']}")
+            code = 1
+        result["finished_at_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        text = json.dumps(result, indent=1)
+        if a.out:
+            Path(a.out).write_text(text + "\n")
+        print(text)
+        print_table(result)
+        return code
+    finally:
+        if a.keep_home:
+            log(f"home kept: {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
