@@ -158,8 +158,10 @@ def fails_with(cli: Cli, cases: dict[tuple[str, ...], tuple[str, ...]]) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, db_url: str) -> Iterator[Cli]:
-    cli = Cli(tmp_path / "home", tmp_path / "dags", db_url)
+def cli(tmp_path: Path, home: Path) -> Iterator[Cli]:
+    # The CLI on SQLite only: these commands call the same service functions on every
+    # database, and tests/integration runs those on SQLite and PostgreSQL.
+    cli = Cli(tmp_path / "home", tmp_path / "dags", f"sqlite:///{home / 'slipstream.db'}")
     yield cli
     cli.close()
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from slipstream.config import Config
-from slipstream.dag_processor import DagProcessor, FileResult, Progress
 from slipstream.errors import DagNotFound, InvalidInputError
 from slipstream.serialization import SerializedDag
 from slipstream.store import dags as store
@@ -21,6 +21,9 @@ from slipstream.store import import_errors
 from slipstream.store.db import transaction
 from slipstream.store.models import Dag, ImportError_
 from slipstream.timetables import DagRunInfo, TimeRestriction, next_run_infos
+
+if TYPE_CHECKING:
+    from slipstream.dag_processor import FileResult, Progress
 
 
 class NoScheduleError(InvalidInputError):
@@ -48,6 +51,10 @@ def reserialize(
     config: Config, session_factory: sessionmaker[Session], progress: Progress | None = None
 ) -> ReserializeResult:
     """Parse every DAG file now and store the results."""
+    # Imported here, not at the top: the DAG processor (the parser, the SDK's operators) is
+    # only needed by the commands that parse, and every CLI call pays for what it imports.
+    from slipstream.dag_processor import DagProcessor
+
     return ReserializeResult(DagProcessor(config, session_factory).process_folder(progress))
 
 

@@ -59,6 +59,11 @@ def _alive(pid: int) -> bool:
     return _process_state(pid) not in (None, "Z", "X")
 
 
+def _written(path: Path) -> bool:
+    """The file exists and holds its whole content (the task writes it in one go)."""
+    return path.exists() and path.read_text().strip() != ""
+
+
 def _wait_until(what: str, check, deadline: float = DEADLINE) -> None:  # type: ignore[no-untyped-def]
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -118,7 +123,7 @@ def test_killed_worker_try_is_retried_on_another_worker(cluster: Cluster, tmp_pa
     first = cluster.worker()
     run_id = cluster.trigger("slow")
     cluster.wait_ti("slow", run_id, "slow", lambda ti: ti.state == "running", "running")
-    _wait_until("the first try's task to start", (tmp_path / "pid-1").exists)
+    _wait_until("the first try's task to start", lambda: _written(tmp_path / "pid-1"))
     task_pid = int((tmp_path / "pid-1").read_text())
     assert _alive(task_pid)
 
@@ -154,7 +159,7 @@ def test_frozen_worker_late_result_is_refused(cluster: Cluster, tmp_path: Path) 
     stale = cluster.worker()
     run_id = cluster.trigger("stall")
     running = cluster.wait_ti("stall", run_id, "slow", lambda ti: ti.state == "running", "running")
-    _wait_until("the first try's task to start", (tmp_path / "pid-1").exists)
+    _wait_until("the first try's task to start", lambda: _written(tmp_path / "pid-1"))
 
     _freeze(cluster, stale, running.id)
     try:
@@ -292,7 +297,7 @@ def test_sigterm_past_shutdown_timeout_stops_the_task_and_hands_it_back(
     cluster.scheduler()
     worker = cluster.worker()
     run_id = cluster.trigger("slow")
-    _wait_until("the first try's task to start", (tmp_path / "pid-1").exists)
+    _wait_until("the first try's task to start", lambda: _written(tmp_path / "pid-1"))
     task_pid = int((tmp_path / "pid-1").read_text())
 
     worker.send_signal(signal.SIGTERM)
@@ -342,7 +347,7 @@ def test_a_taken_away_try_that_ignores_sigterm_is_killed(cluster: Cluster, tmp_p
     scheduler = cluster.scheduler()
     cluster.worker()
     run_id = cluster.trigger("stubborn")
-    _wait_until("the task to start", (tmp_path / "pid-1").exists)
+    _wait_until("the task to start", lambda: _written(tmp_path / "pid-1"))
     task_pid = int((tmp_path / "pid-1").read_text())
     os.killpg(scheduler.pid, signal.SIGKILL)  # nothing may queue the cleared task again
     try:
