@@ -18,6 +18,8 @@ def setup_logging(app: AppContext, component: str) -> None:
         level=app.config.logging.level.upper(),
         format=f"%(asctime)s %(levelname)s {component}[%(process)d] %(name)s: %(message)s",
     )
+    # Alembic narrates every start-up's schema check at INFO; only its problems matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @click.command(name="scheduler")
