@@ -42,6 +42,7 @@ __all__ = [
     "select_to_queue",
     "short_circuit_skips",
     "should_retry",
+    "state_after_failure",
     "topological_order",
 ]
 
@@ -276,6 +277,13 @@ def _quoted(task_ids: Iterable[str]) -> str:
 def should_retry(*, try_number: int, max_tries: int) -> bool:
     """Whether a try that just failed (1-based ``try_number``) gets another, given ``retries``."""
     return max_tries > 0 and try_number <= max_tries
+
+
+def state_after_failure(*, try_number: int, max_tries: int) -> TaskInstanceState:
+    """up_for_retry or failed, for a try that failed without deciding so itself (it died,
+    timed out, was stopped or lost its worker)."""
+    retry = should_retry(try_number=try_number, max_tries=max_tries)
+    return _S.UP_FOR_RETRY if retry else _S.FAILED
 
 
 def next_retry_at(

@@ -16,10 +16,10 @@ from slipstream.service.backfill import (
     ReprocessBehavior,
     backfill_infos,
     backfill_run_id,
-    parse_date,
     plan_backfill,
     range_infos,
 )
+from slipstream.service.runs import parse_date
 from slipstream.timetables import (
     CronDataIntervalTimetable,
     DagRunInfo,

@@ -17,6 +17,7 @@ from slipstream.cli.context import AppContext, pass_app
 from slipstream.cli.output import emit
 from slipstream.clock import utcnow
 from slipstream.service import backfill as service
+from slipstream.service import runs
 from slipstream.service.backfill import BackfillAction, BackfillResult, ReprocessBehavior
 from slipstream.service.testing import parse_conf
 from slipstream.states import DagRunState
@@ -96,8 +97,8 @@ def command(
     result = service.backfill_dag(
         app.ready_session_factory,
         dag_id,
-        start_date=service.parse_date(start_date, "--start-date"),
-        end_date=service.parse_date(end_date, "--end-date"),
+        start_date=runs.parse_date(start_date, "--start-date"),
+        end_date=runs.parse_date(end_date, "--end-date"),
         now=utcnow(),
         reprocess_behavior=ReprocessBehavior(reprocess_behavior),
         conf=parse_conf(conf),

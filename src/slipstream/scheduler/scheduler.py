@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from slipstream.clock import utcnow
 from slipstream.config import Config
-from slipstream.decisions import QueueCandidate, retry_due, select_to_queue, should_retry
+from slipstream.decisions import QueueCandidate, retry_due, select_to_queue, state_after_failure
 from slipstream.executors.base import Executor, Workload
 from slipstream.scheduler.dag_cache import DagCache
 from slipstream.scheduler.evaluation import evaluate_run
@@ -273,9 +273,9 @@ class Scheduler:
                     else None
                 )
                 task = dag.task_dict.get(ref.task_id) if dag else None
-                retry = should_retry(try_number=ref.try_number, max_tries=ref.max_tries)
+                state = state_after_failure(try_number=ref.try_number, max_tries=ref.max_tries)
                 due = None
-                if retry and task is not None:
+                if state == _S.UP_FOR_RETRY and task is not None:
                     due = retry_due(
                         task,
                         try_number=ref.try_number,
@@ -292,7 +292,7 @@ class Scheduler:
                     session,
                     TIKey(ref.dag_id, ref.run_id, ref.task_id, ref.map_index),
                     try_number=ref.try_number,
-                    state=_S.UP_FOR_RETRY if retry else _S.FAILED,
+                    state=state,
                     now=now,
                     error=error,
                     next_retry_at=due,

@@ -178,18 +178,6 @@ def backfill_run_id(logical_date: datetime) -> str:
     return f"backfill__{ensure_utc(logical_date).isoformat()}"
 
 
-def parse_date(text: str, option: str) -> datetime:
-    """An ISO date or datetime given as ``option``; a naive one is left naive (it is read
-    in the DAG's time zone by :func:`backfill_dag`)."""
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInputError(
-            f"{option} {text!r} is not an ISO date or datetime "
-            "(e.g. 2024-01-31 or 2024-01-31T06:00:00+00:00)"
-        ) from None
-
-
 def _pick(rows: Iterable[tuple[int, datetime, str, str]]) -> dict[datetime, tuple[str, str]]:
     """For each logical date, the run that speaks for it: one not finished (queued, running)
     if there is one, as it must be left alone, else the newest. Rows: (id, date, run_id,

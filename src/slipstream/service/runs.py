@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from slipstream.clock import ensure_utc
-from slipstream.errors import AlreadyExistsError, DagNotFound, DagRunNotFound, InvalidInputError
+from slipstream.errors import AlreadyExistsError, DagNotFound, InvalidInputError
 from slipstream.executors.local import notify_scheduler
 from slipstream.serialization import SerializedDag
 from slipstream.service.dags import _not_found
+from slipstream.service.inspection import require_run
 from slipstream.states import DagRunState, DagRunType
 from slipstream.store import audit
 from slipstream.store import dags as dag_store
@@ -37,10 +38,6 @@ class TriggeredRun:
     is_paused: bool
 
 
-def manual_run_id(logical_date: datetime) -> str:
-    return f"manual__{logical_date.isoformat()}"
-
-
 def trigger_dag(
     session_factory: sessionmaker[Session],
     dag_id: str,
@@ -56,7 +53,7 @@ def trigger_dag(
     wake the scheduler. A paused DAG's run waits, queued, until the DAG is unpaused."""
     conf = dict(conf or {})
     logical_date = ensure_utc(logical_date or now)
-    run_id = run_id or manual_run_id(logical_date)
+    run_id = run_id or run_store.manual_run_id(logical_date)
     if not run_id.strip():
         raise InvalidInputError("a run id cannot be empty")
     with transaction(session_factory) as session:
@@ -128,12 +125,7 @@ def set_paused(
 
 def get_run(session_factory: sessionmaker[Session], dag_id: str, run_id: str) -> DagRun:
     with transaction(session_factory, readonly=True) as session:
-        run = run_store.get_dag_run(session, dag_id, run_id)
-        if run is None:
-            if dag_store.get(session, dag_id) is None:
-                raise _not_found(session, dag_id)
-            raise DagRunNotFound(f"DAG {dag_id!r} has no run {run_id!r}")
-        return run
+        return require_run(session, dag_id, run_id)
 
 
 def parse_date(text: str, option: str = "date") -> datetime:

@@ -249,36 +249,6 @@ def claim(
     return [ref for ref in refs if _claim(session, ref, job_id, hostname, pid, now)]
 
 
-def claim_one(
-    session: Session,
-    *,
-    dag_id: str,
-    run_id: str,
-    task_id: str,
-    map_index: int,
-    try_number: int,
-    job_id: int,
-    hostname: str,
-    pid: int,
-    now: datetime,
-) -> TryRef | None:
-    """Claim the try a workload names (queued → running), if it is still that try."""
-    row = session.execute(
-        select(*_REF_COLUMNS).where(
-            TaskInstance.dag_id == dag_id,
-            TaskInstance.run_id == run_id,
-            TaskInstance.task_id == task_id,
-            TaskInstance.map_index == map_index,
-            TaskInstance.state == _S.QUEUED.value,
-            TaskInstance.try_number == try_number,
-        )
-    ).first()
-    if row is None:
-        return None
-    ref = _ref_from_row(row)
-    return ref if _claim(session, ref, job_id, hostname, pid, now) else None
-
-
 def _claim(
     session: Session, ref: TryRef, job_id: int, hostname: str, pid: int, now: datetime
 ) -> bool:

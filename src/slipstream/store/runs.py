@@ -31,6 +31,11 @@ class TaskSpec:
     priority_weight: int = 1
 
 
+def manual_run_id(logical_date: datetime) -> str:
+    """The run id of a manual run (a trigger, ``dags test``) when none is given."""
+    return f"manual__{logical_date.isoformat()}"
+
+
 def task_specs(dag: SerializedDag) -> list[TaskSpec]:
     """The task instance rows a new run of ``dag`` needs."""
     return [

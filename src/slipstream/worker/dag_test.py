@@ -30,7 +30,7 @@ from slipstream.decisions import (
     dag_run_outcome,
     decide_ready,
     retry_due,
-    should_retry,
+    state_after_failure,
     topological_order,
 )
 from slipstream.sdk.context import DagRunInfo, build_context
@@ -111,10 +111,6 @@ class DbXComReader:
             )
 
 
-def manual_run_id(logical_date: datetime) -> str:
-    return f"manual__{logical_date.isoformat()}"
-
-
 class LocalDagRun:
     def __init__(
         self,
@@ -154,7 +150,7 @@ class LocalDagRun:
         logical_date = ensure_utc(logical_date)
         params = self.dag.params.resolve(conf)
         interval = self.dag.timetable.infer_manual_data_interval(run_after=logical_date)
-        run_id = run_id or manual_run_id(logical_date)
+        run_id = run_id or run_queries.manual_run_id(logical_date)
         now = utcnow()
         with transaction(self.factory) as session:
             run_queries.delete_dag_run(session, self.dag.dag_id, run_id)
@@ -439,8 +435,7 @@ class LocalDagRun:
             outcome.xcoms, outcome.skip_task_ids = {}, []
         if not outcome.reported or child.timed_out:
             # The child could not decide; decide the retry here with the same rule.
-            retry = should_retry(try_number=child.try_number, max_tries=task.retries)
-            outcome.state = _S.UP_FOR_RETRY if retry else _S.FAILED
+            outcome.state = state_after_failure(try_number=child.try_number, max_tries=task.retries)
         self._record_outcome(child.task_id, child.try_number, outcome, states, retry_at)
 
     def _record_outcome(

@@ -39,7 +39,7 @@ from slipstream import masking
 from slipstream.clock import utcnow
 from slipstream.config import Config
 from slipstream.dagbag import import_dag_file
-from slipstream.decisions import retry_due, should_retry
+from slipstream.decisions import retry_due, state_after_failure
 from slipstream.errors import DagImportError, DatabaseError, TaskNotFound
 from slipstream.executors.base import TaskEvent
 from slipstream.executors.wakeup import SCHEDULER, WORKER, WakeListener, WakeSender, wake_folder
@@ -397,8 +397,9 @@ class Worker:
             outcome.error = f"task timed out after {timeout} and was stopped"
             outcome.xcoms, outcome.skip_task_ids = {}, []
         if not outcome.reported or run.child.timed_out:
-            retry = should_retry(try_number=run.ref.try_number, max_tries=run.ref.max_tries)
-            outcome.state = _S.UP_FOR_RETRY if retry else _S.FAILED
+            outcome.state = state_after_failure(
+                try_number=run.ref.try_number, max_tries=run.ref.max_tries
+            )
         self._finish(run.ref, run.task, outcome)
 
     def _finish(self, ref: TryRef, task: SerializedTask | None, outcome: TryOutcome) -> None:
@@ -460,8 +461,9 @@ class Worker:
         for run in list(self.running.values()):
             run.child.stop(max(0.0, deadline - time.monotonic()))
             if not run.lost:
-                retry = should_retry(try_number=run.ref.try_number, max_tries=run.ref.max_tries)
-                state = _S.UP_FOR_RETRY if retry else _S.FAILED
+                state = state_after_failure(
+                    try_number=run.ref.try_number, max_tries=run.ref.max_tries
+                )
                 self._finish(run.ref, run.task, TryOutcome(state, f"killed: {reason}"))
         self.running.clear()
 
