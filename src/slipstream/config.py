@@ -139,6 +139,33 @@ class DagProcessorConfig:
 
 
 @dataclass(frozen=True)
+class WebserverConfig:
+    host: str = _doc("Address the web server listens on.", default="127.0.0.1")
+    port: int = _doc("Port of the web UI and the REST API.", default=8080)
+    threads: int = _doc("Requests the web server handles at once (threads).", default=8)
+    secret_key: str = _doc(
+        "Key that signs session cookies, CSRF tokens and API tokens. "
+        "Default: generated on first use into $SLIPSTREAM_HOME/webserver_secret.key (mode 0600).",
+        default="",
+    )
+    session_lifetime_minutes: int = _doc(
+        "Minutes a login lasts before the user must log in again.", default=720
+    )
+    api_token_lifetime_minutes: int = _doc(
+        "Minutes a token from POST /api/v1/auth/token stays valid.", default=60
+    )
+    cookie_secure: bool = _doc(
+        "Send cookies over HTTPS only; turn on when the UI is served behind TLS.", default=False
+    )
+    max_request_bytes: int = _doc(
+        "Largest request body accepted; larger ones are refused with 413.", default=1_048_576
+    )
+    refresh_interval: float = _doc(
+        "Seconds between live updates of a page that shows running work.", default=2.0
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     core: CoreConfig = field(default_factory=CoreConfig)
@@ -148,6 +175,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     dag_processor: DagProcessorConfig = field(default_factory=DagProcessorConfig)
+    webserver: WebserverConfig = field(default_factory=WebserverConfig)
     #: where each ``section.key`` value came from: "default", "file" or "env"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -173,6 +201,15 @@ class Config:
         return self.home / "fernet.key"
 
     @property
+    def webserver_secret_key_file(self) -> Path:
+        return self.home / "webserver_secret.key"
+
+    @property
+    def standalone_password_file(self) -> Path:
+        """Where ``standalone`` keeps the password of the admin it created (mode 0600)."""
+        return self.home / "standalone_admin_password.txt"
+
+    @property
     def sensitive_words(self) -> tuple[str, ...]:
         return tuple(
             w.strip().lower()
@@ -189,6 +226,7 @@ SECTIONS: dict[str, type] = {
     "scheduler": SchedulerConfig,
     "worker": WorkerConfig,
     "dag_processor": DagProcessorConfig,
+    "webserver": WebserverConfig,
 }
 
 

@@ -104,6 +104,18 @@ class PoolNotFound(NotFoundError):
     pass
 
 
+class UserNotFound(NotFoundError):
+    pass
+
+
+class AuthenticationError(SlipstreamError):
+    """Who is asking could not be established (no or wrong credentials)."""
+
+
+class PermissionDenied(SlipstreamError):
+    """The user is known but their role does not allow the action."""
+
+
 class AlreadyExistsError(SlipstreamError):
     """Something to be created exists already."""
 

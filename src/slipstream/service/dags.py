@@ -7,9 +7,10 @@ Everything here reads the serialized DAGs in the database; only :func:`reseriali
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,8 @@ from slipstream.timetables import DagRunInfo, TimeRestriction, next_run_infos
 
 if TYPE_CHECKING:
     from slipstream.dag_processor import FileResult, Progress
+
+_T = TypeVar("_T")
 
 
 class NoScheduleError(InvalidInputError):
@@ -115,3 +118,50 @@ def next_runs(
         last = store.last_automated_interval(session, dag_id)
     restriction = TimeRestriction(dag.start_date, dag.end_date, dag.catchup)
     return next_run_infos(timetable, restriction, now, n, last_automated_data_interval=last)
+
+
+@dataclass(frozen=True)
+class Page(Generic[_T]):
+    """One page of a longer list, and how many items the whole list has."""
+
+    items: list[_T]
+    total: int
+
+
+def find_dags(
+    session_factory: sessionmaker[Session],
+    *,
+    search: str | None = None,
+    tags: Collection[str] = (),
+    paused: bool | None = None,
+    include_inactive: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[Dag]:
+    if limit < 1 or offset < 0:
+        raise InvalidInputError("limit must be at least 1 and offset at least 0")
+    with transaction(session_factory, readonly=True) as session:
+        rows, total = store.find(
+            session,
+            search=search,
+            tags=tags,
+            paused=paused,
+            include_inactive=include_inactive,
+            limit=limit,
+            offset=offset,
+        )
+    return Page(rows, total)
+
+
+def get_dag_row(session_factory: sessionmaker[Session], dag_id: str) -> Dag:
+    """The ``dag`` row of ``dag_id`` (paused, schedule, next run); DagNotFound names close ids."""
+    with transaction(session_factory, readonly=True) as session:
+        row = store.get(session, dag_id)
+        if row is None:
+            raise _not_found(session, dag_id)
+        return row
+
+
+def all_tags(session_factory: sessionmaker[Session]) -> list[str]:
+    with transaction(session_factory, readonly=True) as session:
+        return store.all_tags(session)

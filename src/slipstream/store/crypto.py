@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -26,7 +27,11 @@ def load_fernet(config: Config) -> MultiFernet:
     else:
         path = config.fernet_key_file
         source = str(path)
-        keys = [k.strip() for k in _read_or_create_key_file(path).split(",") if k.strip()]
+        keys = [
+            k.strip()
+            for k in read_or_create_secret_file(path, Fernet.generate_key).split(",")
+            if k.strip()
+        ]
     if not keys:
         raise ConfigError(f"{source} holds no Fernet key")
     fernets = []
@@ -42,8 +47,8 @@ def load_fernet(config: Config) -> MultiFernet:
     return MultiFernet(fernets)
 
 
-def _read_or_create_key_file(path: Path) -> str:
-    """Read the key file, creating it first when missing.
+def read_or_create_secret_file(path: Path, generate: Callable[[], bytes]) -> str:
+    """Read a key file, creating it first (mode 0600) with ``generate()`` when missing.
 
     The key is written to a private temporary file which is then hard-linked into place:
     ``link`` fails when the target exists, so of two processes racing exactly one key wins,
@@ -57,7 +62,7 @@ def _read_or_create_key_file(path: Path) -> str:
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, 0o600)  # the umask may have removed bits, never added: be exact anyway
-        os.write(fd, Fernet.generate_key() + b"\n")
+        os.write(fd, generate() + b"\n")
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -75,7 +80,7 @@ def _read_key_file(path: Path) -> str:
     try:
         return path.read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read the Fernet key file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read the key file {path}: {exc.strerror}") from None
 
 
 def encrypt(fernet: MultiFernet, text: str) -> bytes:

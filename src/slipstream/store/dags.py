@@ -201,3 +201,48 @@ def set_paused(session: Session, dag_id: str, paused: bool) -> bool:
     """Pause or unpause; False when no such DAG exists."""
     result = session.execute(update(Dag).where(Dag.dag_id == dag_id).values(is_paused=paused))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def find(
+    session: Session,
+    *,
+    search: str | None = None,
+    tags: Collection[str] = (),
+    paused: bool | None = None,
+    include_inactive: bool = False,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[Dag], int]:
+    """One page of DAGs by id, and how many match in all.
+
+    ``search`` matches anywhere in the id (case-insensitive); a DAG matches ``tags`` when it
+    has any of them. Tags live in a JSON list, which SQLite and PostgreSQL query differently,
+    so they are matched here on the (id, tags) pairs: a few thousand short rows.
+    """
+    query = select(Dag.dag_id, Dag.tags).order_by(Dag.dag_id)
+    if not include_inactive:
+        query = query.where(Dag.is_active.is_(True))
+    if paused is not None:
+        query = query.where(Dag.is_paused.is_(paused))
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Dag.dag_id.ilike(f"%{escaped}%", escape="\\"))
+    wanted = set(tags)
+    ids = [
+        dag_id
+        for dag_id, dag_tags in session.execute(query)
+        if not wanted or wanted.intersection(dag_tags or ())
+    ]
+    page = ids[offset : offset + limit]
+    if not page:
+        return [], len(ids)
+    rows = {row.dag_id: row for row in session.scalars(select(Dag).where(Dag.dag_id.in_(page)))}
+    return [rows[dag_id] for dag_id in page if dag_id in rows], len(ids)
+
+
+def all_tags(session: Session) -> list[str]:
+    """Every tag of an active DAG, sorted."""
+    found: set[str] = set()
+    for tags in session.scalars(select(Dag.tags).where(Dag.is_active.is_(True))):
+        found.update(tags or ())
+    return sorted(found)

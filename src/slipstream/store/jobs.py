@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from slipstream.clock import ensure_utc
 from slipstream.store.models import Job
 
 RUNNING = "running"
@@ -55,3 +56,13 @@ def live(session: Session, job_type: str, *, now: datetime, timeout: float) -> l
 
 def get(session: Session, job_id: int) -> Job | None:
     return session.get(Job, job_id)
+
+
+def latest_heartbeats(session: Session) -> dict[str, datetime]:
+    """The newest heartbeat of any running job of each type (scheduler, worker, ...)."""
+    rows = session.execute(
+        select(Job.job_type, func.max(Job.latest_heartbeat))
+        .where(Job.state == RUNNING)
+        .group_by(Job.job_type)
+    )
+    return {job_type: ensure_utc(beat) for job_type, beat in rows if beat is not None}

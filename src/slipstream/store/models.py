@@ -100,12 +100,26 @@ class DagVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class DagCode(Base):
+    """The source of a DAG file as last parsed, for the web UI's code view (the web server
+    never reads or imports DAG files itself)."""
+
+    __tablename__ = "dag_code"
+
+    fileloc: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    source_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class DagRun(Base):
     __tablename__ = "dag_run"
     __table_args__ = (
         UniqueConstraint("dag_id", "run_id"),
         Index("ix_dag_run_dag_id_state", "dag_id", "state"),
         Index("ix_dag_run_state", "state"),
+        # the newest runs of a DAG: the DAG list, the grid, the runs list
+        Index("ix_dag_run_dag_id_run_after", "dag_id", "run_after"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -176,6 +190,8 @@ class TaskInstance(_TaskInstanceColumns, Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     #: the worker job that owns the running try
     worker_job_id: Mapped[int | None] = mapped_column(Integer)
+    #: the template fields as the latest try rendered them, secrets already masked
+    rendered_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class TaskInstanceHistory(_TaskInstanceColumns, Base):
@@ -275,6 +291,27 @@ class AuditLog(Base):
     run_id: Mapped[str | None] = mapped_column(String(250))
     task_id: Mapped[str | None] = mapped_column(String(250))
     extra: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    """Someone who may log in to the web UI and the REST API, with one role."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(256), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    full_name: Mapped[str | None] = mapped_column(String(500))
+    #: one of :class:`slipstream.roles.Role`
+    role: Mapped[str] = mapped_column(String(20))
+    #: a salted hash in werkzeug's format (method$salt$hash); never the password
+    password_hash: Mapped[str] = mapped_column(String(500))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: when the password last changed: sessions and API tokens issued before it are void
+    password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Job(Base):

@@ -1,0 +1,197 @@
+"""Users of the web UI and the REST API: create, list, delete, reset a password, and check
+a login. Shared by the CLI (``slipstream users``), the admin pages and ``standalone``.
+
+Passwords are hashed with werkzeug's scrypt (salted, memory-hard); the clear text is never
+stored or logged. Every change and every failed login goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from slipstream.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    InvalidInputError,
+    UserNotFound,
+)
+from slipstream.roles import Role, parse_role
+from slipstream.store import audit
+from slipstream.store import users as store
+from slipstream.store.db import transaction
+from slipstream.store.models import User
+
+MIN_PASSWORD_LENGTH = 8
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,255}$")
+# A hash to check against when the user does not exist, so that a wrong username takes as
+# long as a wrong password and the timing does not tell which usernames exist.
+_DUMMY_HASH = generate_password_hash("not a password", method="scrypt")
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as the interfaces show it: never the password hash."""
+
+    id: int
+    username: str
+    role: Role
+    email: str | None
+    full_name: str | None
+    active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+    password_changed_at: datetime
+
+    @classmethod
+    def of(cls, row: User) -> UserInfo:
+        return cls(
+            id=row.id,
+            username=row.username,
+            role=parse_role(row.role),
+            email=row.email,
+            full_name=row.full_name,
+            active=row.active,
+            created_at=row.created_at,
+            last_login_at=row.last_login_at,
+            password_changed_at=row.password_changed_at,
+        )
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError(f"a password must have at least {MIN_PASSWORD_LENGTH} characters")
+    return generate_password_hash(password, method="scrypt")
+
+
+def generate_password() -> str:
+    """A random password for a user nobody chose one for (``standalone``'s admin)."""
+    return secrets.token_urlsafe(15)
+
+
+def _check_username(username: str) -> str:
+    if not _USERNAME.match(username):
+        raise InvalidInputError(
+            f"{username[:60]!r} is not a valid username: use letters, digits and . _ @ + - "
+            "(starting with a letter or digit, at most 256 characters)"
+        )
+    return username
+
+
+def create_user(
+    factory: sessionmaker[Session],
+    *,
+    username: str,
+    role: Role | str,
+    password: str,
+    now: datetime,
+    email: str | None = None,
+    full_name: str | None = None,
+    actor: str | None = None,
+) -> UserInfo:
+    _check_username(username)
+    role = role if isinstance(role, Role) else parse_role(role)
+    if email is not None and email and "@" not in email:
+        raise InvalidInputError(f"{email!r} is not an email address")
+    password_hash = hash_password(password)
+    with transaction(factory) as session:
+        if store.get(session, username) is not None:
+            raise AlreadyExistsError(f"user {username!r} exists already")
+        row = store.add(
+            session,
+            username=username,
+            role=role.value,
+            password_hash=password_hash,
+            email=email or None,
+            full_name=full_name or None,
+            now=now,
+        )
+        audit.record(
+            session, "user.create", owner=actor, extra={"username": username, "role": role.value}
+        )
+        return UserInfo.of(row)
+
+
+def list_users(factory: sessionmaker[Session]) -> list[UserInfo]:
+    with transaction(factory, readonly=True) as session:
+        return [UserInfo.of(row) for row in store.list_all(session)]
+
+
+def get_user(factory: sessionmaker[Session], username: str) -> UserInfo:
+    with transaction(factory, readonly=True) as session:
+        row = store.get(session, username)
+        if row is None:
+            raise UserNotFound(f"user {username!r} does not exist")
+        return UserInfo.of(row)
+
+
+def get_user_by_id(factory: sessionmaker[Session], user_id: int) -> UserInfo | None:
+    with transaction(factory, readonly=True) as session:
+        row = store.get_by_id(session, user_id)
+        return None if row is None else UserInfo.of(row)
+
+
+def delete_user(factory: sessionmaker[Session], username: str, *, actor: str | None = None) -> None:
+    with transaction(factory) as session:
+        if not store.delete(session, username):
+            raise UserNotFound(f"user {username!r} does not exist")
+        audit.record(session, "user.delete", owner=actor, extra={"username": username})
+
+
+def reset_password(
+    factory: sessionmaker[Session],
+    username: str,
+    password: str,
+    *,
+    now: datetime,
+    actor: str | None = None,
+) -> None:
+    """Set a new password; sessions and API tokens issued before now stop working."""
+    password_hash = hash_password(password)
+    with transaction(factory) as session:
+        if not store.set_password(session, username, password_hash, now):
+            raise UserNotFound(f"user {username!r} does not exist")
+        audit.record(session, "user.reset_password", owner=actor, extra={"username": username})
+
+
+def authenticate(
+    factory: sessionmaker[Session],
+    username: str,
+    password: str,
+    *,
+    now: datetime,
+    source: str,
+    audit_success: bool = False,
+) -> UserInfo:
+    """The user whose password this is, or :class:`AuthenticationError` (audited, with
+    ``source`` saying where the attempt came from). The message never says which of the
+    username and password was wrong. ``audit_success`` records a good login too (a login
+    form; not an API call that sends its password every time)."""
+    with transaction(factory, readonly=True) as session:
+        row = store.get(session, username)
+        found = None if row is None else UserInfo.of(row)
+        password_hash = _DUMMY_HASH if row is None else row.password_hash
+    ok = check_password_hash(password_hash, password) and found is not None and found.active
+    with transaction(factory) as session:
+        if found is not None:
+            store.record_login(session, found.id, now, ok=ok)
+        if ok and audit_success:
+            audit.record(
+                session, "user.login", owner=username[:256], extra={"source": source}, when=now
+            )
+        if not ok:
+            audit.record(
+                session,
+                "user.login_failed",
+                owner=username[:256],
+                extra={"source": source},
+                when=now,
+            )
+    if not ok or found is None:
+        raise AuthenticationError("wrong username or password")
+    return found
