@@ -22,6 +22,7 @@ _GROUPS = {
     "db": "slipstream.cli.db",
     "pools": "slipstream.cli.pools",
     "tasks": "slipstream.cli.tasks",
+    "users": "slipstream.cli.users",
     "variables": "slipstream.cli.variables",
 }
 # Top-level commands, loaded the same way: (module, attribute).
@@ -29,13 +30,15 @@ _COMMANDS = {
     "dag-processor": ("slipstream.cli.dag_processor", "command"),
     "scheduler": ("slipstream.cli.components", "scheduler_command"),
     "standalone": ("slipstream.cli.standalone", "command"),
+    "webserver": ("slipstream.cli.webserver", "command"),
     "worker": ("slipstream.cli.components", "worker_command"),
 }
 # What ``slipstream --help`` lists, so that listing loads none of the groups.
 _SUMMARIES = {
     "dag-processor": "Parse the DAG folder continuously into the database.",
     "scheduler": "Run the scheduler: create DAG runs and queue ready tasks.",
-    "standalone": "Run slipstream on this machine: DAG processor, scheduler and workers.",
+    "standalone": "Run slipstream on this machine: DAG processor, scheduler, workers, web UI.",
+    "webserver": "Serve the web UI and the REST API.",
     "worker": "Run a worker: claim queued tasks and run them.",
     "config": "Show the configuration (file, environment and defaults).",
     "connections": "Manage connections (passwords and extras are encrypted at rest).",
@@ -43,6 +46,7 @@ _SUMMARIES = {
     "db": "Create, check and reset the metadata database.",
     "pools": "Manage pools: named limits on how many tasks run at once.",
     "tasks": "Inspect and run tasks: states, logs, clear, test.",
+    "users": "Manage the users of the web UI and the REST API.",
     "variables": "Manage variables (values are encrypted at rest).",
 }
 

@@ -16,7 +16,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -41,15 +41,26 @@ class Component:
     name: str
     job_type: str
     main: Callable[[], None]
+    #: for a component with no job heartbeat (the web server): is it serving yet?
+    ready: Callable[[], bool] | None = None
     pid: int | None = None
     restarts: list[float] = field(default_factory=list)
 
 
 class Supervisor:
-    def __init__(self, config: Config, *, workers: int = 1, concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        workers: int = 1,
+        concurrency: int | None = None,
+        extra: Sequence[Component] = (),
+    ) -> None:
         self.config = config
         self.workers = workers
         self.concurrency = concurrency
+        #: components from above this layer (the web server), run and watched like the rest
+        self.extra = list(extra)
         self.components: list[Component] = []
         self._stopping = False
 
@@ -104,6 +115,7 @@ class Supervisor:
             Component("dag-processor", "dag_processor", self._dag_processor),
             Component("scheduler", "scheduler", self._scheduler),
             *(Component(f"worker-{i + 1}", "worker", self._worker) for i in range(self.workers)),
+            *self.extra,
         ]
         for component in self.components:
             self._spawn(component)
@@ -140,8 +152,10 @@ class Supervisor:
                 schedulers = jobs.live(session, "scheduler", now=now, timeout=60)
                 workers = jobs.live(session, "worker", now=now, timeout=60)
             mine = {c.pid for c in self.components}
-            if any(j.pid in mine for j in schedulers) and (
-                sum(1 for j in workers if j.pid in mine) >= self.workers
+            if (
+                any(j.pid in mine for j in schedulers)
+                and sum(1 for j in workers if j.pid in mine) >= self.workers
+                and all(c.ready() for c in self.components if c.ready is not None)
             ):
                 engine.dispose()
                 return True

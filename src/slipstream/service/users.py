@@ -7,10 +7,12 @@ stored or logged. Every change and every failed login goes to the audit log.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -195,3 +197,34 @@ def authenticate(
     if not ok or found is None:
         raise AuthenticationError("wrong username or password")
     return found
+
+
+FIRST_ADMIN = "admin"
+
+
+def create_first_admin(
+    factory: sessionmaker[Session], password_file: Path, *, now: datetime
+) -> str | None:
+    """On a database with no users, create ``admin`` with a random password, write the
+    password to ``password_file`` (mode 0600) and return it; None when users exist.
+
+    There is no default password: each installation's admin password is its own.
+    """
+    with transaction(factory, readonly=True) as session:
+        if store.count(session):
+            return None
+    password = generate_password()
+    create_user(
+        factory,
+        username=FIRST_ADMIN,
+        role=Role.ADMIN,
+        password=password,
+        now=now,
+        actor="standalone",
+    )
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    password_file.unlink(missing_ok=True)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(f"{FIRST_ADMIN}:{password}\n")
+    return password

@@ -65,8 +65,8 @@ def create_app(
         # no cookie) are exempt while every cookie-carrying request is checked
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the declared field order
     services = WebServices(
         config=config,
         session_factory=factory or session_factory(make_engine(config)),
