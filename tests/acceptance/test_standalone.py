@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import urllib.request
 import sys
 import textwrap
 import threading
@@ -132,6 +134,13 @@ class Standalone:
         self.factory.kw["bind"].dispose()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def _stat(pid: int) -> tuple[str, int, int, int] | None:
     """(state, parent pid, process group, session) of a live process, or None."""
     try:
@@ -169,6 +178,7 @@ def standalone(tmp_path: Path, home: Path) -> Iterator[Standalone]:
             "SLIPSTREAM__SCHEDULER__DAGS_ARE_PAUSED_AT_CREATION": "false",
             "SLIPSTREAM__DAG_PROCESSOR__REFRESH_INTERVAL": "0.5",
             "SLIPSTREAM__WORKER__HEARTBEAT_INTERVAL": "0.5",
+            "SLIPSTREAM__WEBSERVER__PORT": str(free_port()),
         }
     )
     home.mkdir(parents=True, exist_ok=True)
@@ -187,6 +197,19 @@ def test_standalone_runs_dags_picks_up_new_files_restarts_workers_and_stops_on_c
     )
     workers = standalone.wait_for("two live workers", lambda: len(standalone.live_workers()) == 2)
     assert workers
+
+    # The web server is up, and its first admin's password was printed once and kept in a
+    # private file.
+    home = Path(standalone.env["SLIPSTREAM_HOME"])
+    secret = home / "standalone_admin_password.txt"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    username, password = secret.read_text().strip().split(":", 1)
+    assert username == "admin" and len(password) >= 16
+    assert sum(password in line for line in standalone.lines) == 1
+    base = f"http://127.0.0.1:{standalone.env['SLIPSTREAM__WEBSERVER__PORT']}"
+    assert any(base in line for line in standalone.lines)
+    with urllib.request.urlopen(f"{base}/api/v1/health", timeout=10) as answer:
+        assert answer.status == 200
 
     standalone.trigger("hello", "first")
     assert standalone.wait_run("hello", "first") == "success"
