@@ -48,10 +48,15 @@ def trigger_dag(
     run_id: str | None = None,
     actor: str | None = None,
     database_url: str | None = None,
+    triggered_by: str | None = None,
 ) -> TriggeredRun:
     """Create a queued manual run of ``dag_id`` (its params checked against ``conf``) and
-    wake the scheduler. A paused DAG's run waits, queued, until the DAG is unpaused."""
+    wake the scheduler. A paused DAG's run waits, queued, until the DAG is unpaused.
+
+    ``triggered_by`` says where the trigger came from ("cli", "rest_api", "ui"); by default
+    "cli" when an actor is given."""
     conf = dict(conf or {})
+    triggered_by = triggered_by or ("cli" if actor else None)
     logical_date = ensure_utc(logical_date or now)
     run_id = run_id or run_store.manual_run_id(logical_date)
     if not run_id.strip():
@@ -82,7 +87,7 @@ def trigger_dag(
                 now=now,
                 state=DagRunState.QUEUED,
                 dag_version_id=version.id,
-                triggered_by="cli" if actor else None,
+                triggered_by=triggered_by,
             )
         except AlreadyExistsError:
             raise AlreadyExistsError(
@@ -94,7 +99,7 @@ def trigger_dag(
             owner=actor,
             dag_id=dag_id,
             run_id=run_id,
-            extra={"conf": conf} if conf else None,
+            extra={"conf": conf, "via": triggered_by} if conf else {"via": triggered_by},
             when=now,
         )
         paused = row.is_paused
