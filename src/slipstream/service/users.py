@@ -7,6 +7,7 @@ stored or logged. Every change and every failed login goes to the audit log.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -31,9 +32,14 @@ from slipstream.store.models import User
 
 MIN_PASSWORD_LENGTH = 8
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,255}$")
-# A hash to check against when the user does not exist, so that a wrong username takes as
-# long as a wrong password and the timing does not tell which usernames exist.
-_DUMMY_HASH = generate_password_hash("not a password", method="scrypt")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # A hash to check against when the user does not exist, so that a wrong username takes
+    # as long as a wrong password and the timing does not tell which usernames exist. Made
+    # on first use: scrypt is slow on purpose, and importing must cost nothing.
+    return generate_password_hash("not a password", method="scrypt")
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,7 @@ def authenticate(
     with transaction(factory, readonly=True) as session:
         row = store.get(session, username)
         found = None if row is None else UserInfo.of(row)
-        password_hash = _DUMMY_HASH if row is None else row.password_hash
+        password_hash = _dummy_hash() if row is None else row.password_hash
     ok = check_password_hash(password_hash, password) and found is not None and found.active
     with transaction(factory) as session:
         if found is not None:
