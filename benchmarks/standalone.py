@@ -40,6 +40,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -590,8 +591,17 @@ def bench_env(home: Path) -> dict[str, str]:
         "SLIPSTREAM__CORE__DAGS_FOLDER": str(WORKLOADS_DIR),
         "SLIPSTREAM__CORE__LOAD_EXAMPLES": "false",
         "SLIPSTREAM__SCHEDULER__DAGS_ARE_PAUSED_AT_CREATION": "false",
+        # the web server runs too (Airflow's figures include its API server), on a free port
+        "SLIPSTREAM__WEBSERVER__PORT": str(_free_port()),
     }
     return env
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def effective_config(env: Mapping[str, str]) -> dict[str, Any]:
