@@ -7,11 +7,11 @@ import os
 import signal
 import socket
 import subprocess
-import urllib.request
 import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
