@@ -42,6 +42,8 @@ class ParseOutcome:
     error: str | None = None
     stacktrace: str | None = None
     duration: float = 0.0
+    #: the file's text as it was imported (for the UI's code view); None on an error
+    source: str | None = None
 
 
 @dataclass
@@ -124,6 +126,7 @@ def _collect(child: _Running) -> ParseOutcome:
         error=payload.get("error"),
         stacktrace=payload.get("stacktrace"),
         duration=duration,
+        source=payload.get("source"),
     )
 
 
@@ -160,7 +163,11 @@ def _child_main(
         if log_file is not None:
             _redirect_output(log_file)
         set_default_timezone(default_timezone)
-        payload: dict[str, Any] = {"dags": [serialize_dag(d) for d in import_dag_file(path).dags]}
+        # Read before the import, so the text stored is the one that was imported (an edit
+        # landing meanwhile is parsed again at the next check, its stamp having changed).
+        source = path.read_text(encoding="utf-8", errors="replace")
+        dags = [serialize_dag(d) for d in import_dag_file(path).dags]
+        payload: dict[str, Any] = {"dags": dags, "source": source}
     except DagImportError as exc:
         payload = {"error": str(exc), "stacktrace": user_traceback(exc)}
     except BaseException as exc:  # a bug in serialization, or a user value it cannot hold

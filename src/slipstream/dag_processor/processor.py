@@ -86,6 +86,7 @@ class DagProcessor:
         with transaction(self.session_factory) as session:
             retired = dag_store.deactivate_files_not_in(session, known)
             import_errors.clear_all_except(session, known)
+            dag_store.delete_code_except(session, known)
         return retired
 
     def process_files(
@@ -167,6 +168,11 @@ class DagProcessor:
                 self._store_dag(session, data, now)
                 stored.append(data["dag_id"])
             dag_store.deactivate_missing_in_file(session, path, keep=stored)
+            # The file's text, for the UI's code view: kept while the file defines DAGs here.
+            if stored and outcome.source is not None:
+                dag_store.put_code(session, path, outcome.source, now)
+            else:
+                dag_store.delete_code(session, path)
             if messages:
                 error = "; ".join(messages)
                 import_errors.upsert(session, path, error, None, now)

@@ -1,22 +1,26 @@
-"""Queries on ``dag`` and ``dag_version``: the DAGs the processor found and their versions.
+"""Queries on ``dag``, ``dag_version`` and ``dag_code``: the DAGs the processor found, their
+versions and the source of their files.
 
 A ``dag`` row is the DAG's identity and its user-facing state (paused, active, next run);
-a ``dag_version`` row is one serialized form, added only when the content hash changes.
-The caller owns the transaction: these functions take a Session and never commit.
+a ``dag_version`` row is one serialized form, added only when the content hash changes; a
+``dag_code`` row is a DAG file's text as last parsed, for the web UI (which never reads DAG
+files itself). The caller owns the transaction: these functions take a Session and never
+commit.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from slipstream.states import DagRunType
-from slipstream.store.models import Dag, DagRun, DagVersion
+from slipstream.store.models import Dag, DagCode, DagRun, DagVersion
 from slipstream.timetables import DagRunInfo, DataInterval
 
 
@@ -246,3 +250,39 @@ def all_tags(session: Session) -> list[str]:
     for tags in session.scalars(select(Dag.tags).where(Dag.is_active.is_(True))):
         found.update(tags or ())
     return sorted(found)
+
+
+# --- the source of DAG files ---------------------------------------------------------
+
+
+def put_code(session: Session, fileloc: str, source: str, now: datetime) -> None:
+    """Store the text of ``fileloc``; an unchanged text (same hash) keeps its row and time."""
+    source_hash = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    insert = _insert(session, DagCode).values(
+        fileloc=fileloc, source=source, source_hash=source_hash, updated_at=now
+    )
+    # One statement either way; the WHERE leaves an unchanged file's row untouched.
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[DagCode.fileloc],
+            set_={
+                "source": insert.excluded.source,
+                "source_hash": insert.excluded.source_hash,
+                "updated_at": insert.excluded.updated_at,
+            },
+            where=DagCode.source_hash != insert.excluded.source_hash,
+        )
+    )
+
+
+def get_code(session: Session, fileloc: str) -> DagCode | None:
+    return session.get(DagCode, fileloc)
+
+
+def delete_code(session: Session, fileloc: str) -> None:
+    session.execute(delete(DagCode).where(DagCode.fileloc == fileloc))
+
+
+def delete_code_except(session: Session, filelocs: Collection[str]) -> None:
+    """Forget the source of every file not in ``filelocs`` (deleted, ignored, moved)."""
+    session.execute(delete(DagCode).where(DagCode.fileloc.not_in(list(filelocs))))

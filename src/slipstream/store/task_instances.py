@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import JSON, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from slipstream.states import TaskInstanceState
@@ -61,6 +61,9 @@ _FINISH_WRITE = (
         error=bindparam("v_error"),
         next_retry_at=bindparam("v_next_retry_at"),
         updated_at=bindparam("v_end_date"),
+        # in the same UPDATE: storing them costs the try's end no extra statement; None is
+        # SQL NULL (the try rendered nothing), not JSON null
+        rendered_fields=bindparam("v_rendered_fields", type_=JSON(none_as_null=True)),
     )
 )
 _SET_STATE: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
@@ -217,9 +220,12 @@ def finish_try(
     error: str | None = None,
     xcoms: Mapping[str, str] | None = None,
     next_retry_at: datetime | None = None,
+    rendered_fields: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Record the end of a try — state, XComs and a history row — if this try still owns
-    the row (state running, same try number). Returns False, writing nothing, otherwise."""
+    """Record the end of a try — state, XComs, the template fields as it rendered them
+    (masked, JSON-safe; None when it rendered nothing) and a history row — if this try
+    still owns the row (state running, same try number). Returns False, writing nothing,
+    otherwise."""
     # Plain columns, not an ORM object: this runs once per try, on the path from a task's
     # end to its downstream's start.
     conn = session.connection()
@@ -238,6 +244,7 @@ def finish_try(
             "v_duration": duration,
             "v_error": error,
             "v_next_retry_at": next_retry_at,
+            "v_rendered_fields": None if rendered_fields is None else dict(rendered_fields),
         },
     )
     if updated.rowcount != 1:

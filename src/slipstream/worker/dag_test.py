@@ -469,6 +469,7 @@ class LocalDagRun:
                 error=outcome.error,
                 xcoms=outcome.xcoms,
                 next_retry_at=due,
+                rendered_fields=outcome.rendered_fields,
             )
             # A branch's or short circuit's skips are part of its try's end: written in the
             # same transaction, and only if the try still owned its row.

@@ -39,6 +39,7 @@ from slipstream.sdk.dag import DAG
 from slipstream.sdk.taskinstance import XCOM_RETURN_KEY, RuntimeTaskInstance, XComReader
 from slipstream.states import TaskInstanceState
 from slipstream.worker.logging_setup import capture_output, pump_fds_to_log
+from slipstream.worker.rendered import storable_rendered_fields
 
 
 @dataclass
@@ -65,6 +66,9 @@ class TryOutcome:
     skip_task_ids: list[str] = field(default_factory=list)
     #: False when the process died before saying how the try ended: the supervisor decides
     reported: bool = True
+    #: the template fields as this try rendered them, masked and JSON-safe (see .rendered);
+    #: None when the try ended before rendering them
+    rendered_fields: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -74,6 +78,7 @@ class TryOutcome:
                 "xcoms": self.xcoms,
                 "skip_task_ids": self.skip_task_ids,
                 "reported": self.reported,
+                "rendered_fields": self.rendered_fields,
             }
         )
 
@@ -86,6 +91,7 @@ class TryOutcome:
             dict(data.get("xcoms") or {}),
             [str(t) for t in data.get("skip_task_ids") or []],
             bool(data.get("reported", True)),
+            data.get("rendered_fields"),
         )
 
 
@@ -136,15 +142,16 @@ def execute_task(request: TryRequest, xcom_reader: XComReader | None) -> TryOutc
     timeout = task.execution_timeout.total_seconds() if task.execution_timeout else 0
     previous_term = signal.signal(signal.SIGTERM, _on_term)
     previous_alarm = signal.signal(signal.SIGALRM, _on_timer)
+    rendered: dict[str, Any] | None = None
     try:
         with set_current_context(context):
             try:
                 if timeout:
                     signal.setitimer(signal.ITIMER_REAL, timeout)
                 task.render_template_fields(context)
-                rendered = redact_value(task.rendered_fields())
+                rendered = storable_rendered_fields(redact_value(task.rendered_fields()))
                 if rendered:
-                    print(f"Rendered template fields: {json.dumps(rendered, default=repr)}")
+                    print(f"Rendered template fields: {json.dumps(rendered)}")
                 run_callbacks(task.on_execute_callback, context, "on_execute")
                 task.pre_execute(context)
                 result = task.execute(context)
@@ -155,7 +162,7 @@ def execute_task(request: TryRequest, xcom_reader: XComReader | None) -> TryOutc
                 signal.setitimer(signal.ITIMER_REAL, 0)
     except SlipstreamSkipException as exc:
         print(f"Task skipped: {exc}")
-        return _finish(ti, TaskInstanceState.SKIPPED, None)
+        return _finish(ti, TaskInstanceState.SKIPPED, None, rendered)
     except BaseException as exc:  # user code can raise anything; the try fails with it
         if isinstance(exc, TaskTimeoutError | SlipstreamError) and not isinstance(
             exc, SlipstreamFailException
@@ -169,14 +176,14 @@ def execute_task(request: TryRequest, xcom_reader: XComReader | None) -> TryOutc
         context["exception"] = exc
         if retry:
             run_callbacks(task.on_retry_callback, context, "on_retry")
-            return _finish(ti, TaskInstanceState.UP_FOR_RETRY, error)
+            return _finish(ti, TaskInstanceState.UP_FOR_RETRY, error, rendered)
         run_callbacks(task.on_failure_callback, context, "on_failure")
-        return _finish(ti, TaskInstanceState.FAILED, error)
+        return _finish(ti, TaskInstanceState.FAILED, error, rendered)
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGALRM, previous_alarm)
     run_callbacks(task.on_success_callback, context, "on_success")
-    return _finish(ti, TaskInstanceState.SUCCESS, None)
+    return _finish(ti, TaskInstanceState.SUCCESS, None, rendered)
 
 
 def _safe_on_kill(task: BaseOperator) -> None:
@@ -186,7 +193,12 @@ def _safe_on_kill(task: BaseOperator) -> None:
         print(f"ERROR: on_kill failed:\n{traceback.format_exc()}")
 
 
-def _finish(ti: RuntimeTaskInstance, state: TaskInstanceState, error: str | None) -> TryOutcome:
+def _finish(
+    ti: RuntimeTaskInstance,
+    state: TaskInstanceState,
+    error: str | None,
+    rendered: dict[str, Any] | None,
+) -> TryOutcome:
     # Skips count only for a try that succeeded: a branch that failed after choosing has
     # chosen nothing, and its retry chooses again.
     skips = list(ti.skip_task_ids) if state == TaskInstanceState.SUCCESS else []
@@ -197,7 +209,13 @@ def _finish(ti: RuntimeTaskInstance, state: TaskInstanceState, error: str | None
         f"run_id={ti.run_id}, try_number={ti.try_number}"
     )
     sys.stdout.flush()
-    return TryOutcome(state=state, error=error, xcoms=dict(ti.pushed), skip_task_ids=skips)
+    return TryOutcome(
+        state=state,
+        error=error,
+        xcoms=dict(ti.pushed),
+        skip_task_ids=skips,
+        rendered_fields=rendered,
+    )
 
 
 # --- running a try in a forked child ---------------------------------------------------

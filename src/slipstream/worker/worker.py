@@ -425,6 +425,7 @@ class Worker:
                 error=outcome.error,
                 xcoms=outcome.xcoms,
                 next_retry_at=due,
+                rendered_fields=outcome.rendered_fields,
             )
             # A branch's skips are part of its try's end: same transaction, same owner check.
             if owned and outcome.skip_task_ids:
