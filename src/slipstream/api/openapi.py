@@ -7,6 +7,9 @@ from typing import Any
 from slipstream.api.registry import Operation
 from slipstream.api.schemas import COMPONENTS
 
+#: an id in a path: one URL segment, so never empty and never holding a slash
+PATH_STRING = {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
+
 _STATUS_TEXT = {
     400: "Bad request: the message says what is wrong",
     401: "Not authenticated",
@@ -56,7 +59,12 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.permission is None:
         out["security"] = []
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": dict(op.path_schemas.get(name, PATH_STRING)),
+        }
         for name in op.path_params
     ]
     for q in op.query:

@@ -15,8 +15,9 @@ from cryptography.fernet import MultiFernet
 from sqlalchemy.orm import Session, sessionmaker
 
 from slipstream.errors import AlreadyExistsError, ConnectionNotFound, InvalidInputError
-from slipstream.masking import MASK, redact_value
+from slipstream.masking import MASK, is_sensitive_key, redact_value
 from slipstream.sdk.connection import Connection
+from slipstream.service.updates import KEEP, Keep
 from slipstream.store import audit
 from slipstream.store import connections as store
 from slipstream.store.db import transaction
@@ -96,6 +97,10 @@ def _normalise_extra(conn_id: str, extra: str) -> str:
         raise InvalidInputError(
             f"the extra of connection {conn_id!r} is not valid JSON: {exc}"
         ) from None
+    except RecursionError:
+        raise InvalidInputError(
+            f"the extra of connection {conn_id!r} is nested too deeply to be read"
+        ) from None
     if not isinstance(value, dict):
         raise InvalidInputError(f"the extra of connection {conn_id!r} must be a JSON object")
     return json.dumps(value)
@@ -164,3 +169,111 @@ def describe_connection(conn: Connection, *, show_secrets: bool = False) -> dict
         "extra": extra if extra is not None else conn.extra,
         "uri": uri,
     }
+
+
+_FIELDS = ("conn_type", "description", "host", "login", "password", "schema", "port", "extra")
+
+
+def update_connection(
+    factory: sessionmaker[Session],
+    fernet: MultiFernet,
+    conn: Connection,
+    *,
+    actor: str,
+    keep_password: bool = False,
+) -> Connection:
+    """Replace every field of the existing connection ``conn.conn_id`` with ``conn``'s (an
+    edit form's save). With ``keep_password`` the stored password stays, whatever ``conn``
+    holds: a form never shows it, so an empty password field means "unchanged"."""
+    changes: dict[str, Any] = {name: getattr(conn, name) for name in _FIELDS}
+    if keep_password:
+        changes["password"] = KEEP
+    return _update(factory, fernet, conn.conn_id, changes, actor=actor)
+
+
+def patch_connection(
+    factory: sessionmaker[Session],
+    fernet: MultiFernet,
+    conn_id: str,
+    *,
+    actor: str,
+    conn_type: str | Keep = KEEP,
+    description: str | Keep | None = KEEP,
+    host: str | Keep | None = KEEP,
+    login: str | Keep | None = KEEP,
+    password: str | Keep | None = KEEP,
+    schema: str | Keep | None = KEEP,
+    port: int | Keep | None = KEEP,
+    extra: str | Keep | None = KEEP,
+) -> Connection:
+    """Change the given fields of an existing connection (a REST PATCH); what is KEEP
+    stays, the password above all, and None clears a field."""
+    changes = {
+        "conn_type": conn_type,
+        "description": description,
+        "host": host,
+        "login": login,
+        "password": password,
+        "schema": schema,
+        "port": port,
+        "extra": extra,
+    }
+    return _update(factory, fernet, conn_id, changes, actor=actor)
+
+
+def _update(
+    factory: sessionmaker[Session],
+    fernet: MultiFernet,
+    conn_id: str,
+    changes: dict[str, Any],
+    *,
+    actor: str,
+) -> Connection:
+    """Apply ``changes`` (field -> new value or KEEP) to the stored connection, checked as a
+    new one would be. In a new ``extra``, a sensitive key whose value is the mask (as every
+    view shows it) keeps its stored value, so a masked view can be edited and sent back."""
+    with transaction(factory) as session:
+        current = store.get(session, fernet, conn_id)
+        if current is None:
+            raise ConnectionNotFound(f"connection {conn_id!r} does not exist")
+        merged: dict[str, Any] = {
+            name: getattr(current, name) if value is KEEP else value
+            for name, value in changes.items()
+        }
+        if isinstance(changes["extra"], str) and changes["extra"]:
+            merged["extra"] = _unmask_extra(conn_id, changes["extra"], current)
+        conn = build_connection(conn_id, **merged)
+        store.update(session, fernet, conn)
+        changed = sorted(
+            name
+            for name, value in changes.items()
+            if value is not KEEP and merged[name] != getattr(current, name)
+        )
+        # the names of the changed fields only: never their values
+        audit.record(
+            session,
+            "connection.update",
+            owner=actor,
+            extra={"conn_id": conn_id, "fields": changed},
+        )
+    return conn
+
+
+def _unmask_extra(conn_id: str, extra: str, current: Connection) -> str:
+    new = json.loads(_normalise_extra(conn_id, extra))
+    old = current.extra_dejson
+    for key, value in new.items():
+        if value == MASK and is_sensitive_key(str(key)) and key in old:
+            new[key] = old[key]
+    return json.dumps(new)
+
+
+def redacted_extra(conn: Connection) -> str | None:
+    """The extra JSON with the values under sensitive keys masked, for any view of the
+    connection (None when it has none)."""
+    if not conn.extra:
+        return None
+    try:
+        return json.dumps(redact_value(json.loads(conn.extra)))
+    except (json.JSONDecodeError, RecursionError):
+        return MASK  # not JSON (or absurdly nested): no telling what in it is secret

@@ -6,6 +6,7 @@ Everything here only reads: the database, in read-only transactions, and the log
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from slipstream.store import dags as dag_store
 from slipstream.store import runs as run_store
 from slipstream.store import task_instances as ti_store
 from slipstream.store.db import transaction
-from slipstream.store.models import DagRun, TaskInstance
+from slipstream.store.models import DagRun, TaskInstance, TaskInstanceHistory
 from slipstream.store.task_instances import TIKey
 from slipstream.task_logs import try_log_path
 
@@ -86,7 +87,8 @@ def task_instances(
     return sorted(rows, key=lambda ti: (order.get(ti.task_id, len(order)), ti.task_id))
 
 
-def _require_ti(session: Session, dag_id: str, run_id: str, task_id: str) -> TaskInstance:
+def require_ti(session: Session, dag_id: str, run_id: str, task_id: str) -> TaskInstance:
+    """The task instance (the unmapped one), or NotFoundError naming what is missing."""
     require_run(session, dag_id, run_id)
     ti = ti_store.get(session, TIKey(dag_id, run_id, task_id))
     if ti is None:
@@ -116,7 +118,7 @@ def find_try_log(
     running is returned even before its log exists (the caller waits for it to appear).
     """
     with transaction(session_factory, readonly=True) as session:
-        ti = _require_ti(session, dag_id, run_id, task_id)
+        ti = require_ti(session, dag_id, run_id, task_id)
     where = f"task {task_id!r} of run {run_id!r} of DAG {dag_id!r}"
     latest = ti.try_number
     if try_number is None:
@@ -144,3 +146,75 @@ def try_is_live(session_factory: sessionmaker[Session], log: TryLog) -> bool:
     with transaction(session_factory, readonly=True) as session:
         ti = ti_store.get(session, TIKey(log.dag_id, log.run_id, log.task_id))
     return ti is not None and ti.try_number == log.try_number and ti.state in LIVE_STATES
+
+
+def get_task_instance(
+    session_factory: sessionmaker[Session], dag_id: str, run_id: str, task_id: str
+) -> TaskInstance:
+    with transaction(session_factory, readonly=True) as session:
+        return require_ti(session, dag_id, run_id, task_id)
+
+
+def try_history(
+    session_factory: sessionmaker[Session], dag_id: str, run_id: str, task_id: str
+) -> list[TaskInstanceHistory]:
+    """The finished tries of a task instance, first try first (a try still queued or
+    running has no history row yet: the task instance itself describes it)."""
+    with transaction(session_factory, readonly=True) as session:
+        ti = require_ti(session, dag_id, run_id, task_id)
+        return ti_store.history(session, TIKey(dag_id, run_id, task_id, ti.map_index))
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """A piece of a try's log, from the offset asked for."""
+
+    content: str
+    #: where the next read starts: pass it back to get only what came after
+    next_offset: int
+    #: the try is queued or running: its log may still grow
+    live: bool
+    #: the file already holds more past ``next_offset`` (the chunk was capped): ask again
+    more: bool = False
+
+
+def _whole_characters(data: bytes) -> int:
+    """How many leading bytes of ``data`` end on a UTF-8 character boundary, so a chunk
+    never splits a character (the rest comes with the next read)."""
+    for back in range(1, min(3, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:  # a continuation byte: look further back for the lead
+            continue
+        if byte < 0xC0:  # ASCII: everything before it is whole
+            return len(data)
+        needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+        return len(data) - back if needed > back else len(data)
+    return len(data)
+
+
+def read_log_chunk(log: TryLog, offset: int = 0, max_bytes: int = 1_000_000) -> LogChunk:
+    """Up to ``max_bytes`` of ``log`` from byte ``offset``, decoded as UTF-8 (invalid bytes
+    replaced). A live tail passes each answer's ``next_offset`` to the next call and gets
+    only the new text. ``log.live`` should be fresh: find the log (which reads the try's
+    state) before reading, so a try that has ended has written everything read here."""
+    if offset < 0:
+        raise InvalidInputError(f"a log offset cannot be negative ({offset})")
+    if max_bytes < 1:
+        raise InvalidInputError(f"a log chunk must allow at least 1 byte, not {max_bytes}")
+    try:
+        with log.path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            data = b""
+            if offset < size:  # (seeking far past the end can fail outright)
+                file.seek(offset)
+                data = file.read(max_bytes)
+    except FileNotFoundError:  # a queued try that has not written yet
+        return LogChunk("", offset, log.live)
+    end = offset + len(data)
+    more = end < size
+    if log.live or more:
+        # A character cut by the chunk's end or still being written comes whole next time.
+        whole = _whole_characters(data)
+        if whole > 0:
+            data = data[:whole]
+    return LogChunk(data.decode("utf-8", errors="replace"), offset + len(data), log.live, more)

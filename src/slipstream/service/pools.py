@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from slipstream.errors import InvalidInputError, PoolNotFound
+from slipstream.errors import AlreadyExistsError, InvalidInputError, PoolNotFound
 from slipstream.service.files import read_json_object
+from slipstream.service.updates import KEEP, Keep
 from slipstream.store import audit
 from slipstream.store import pools as store
 from slipstream.store.db import transaction
@@ -35,6 +36,53 @@ def set_pool(
             "pool.set",
             owner=actor,
             extra={"pool": name, "slots": slots, "created": created},
+        )
+        return store.list_usage(session, name)[0]
+
+
+def create_pool(
+    factory: sessionmaker[Session],
+    name: str,
+    slots: int,
+    description: str | None = None,
+    *,
+    actor: str,
+) -> PoolUsage:
+    """Create a pool; :class:`AlreadyExistsError` when the name is taken."""
+    _check(name, slots)
+    with transaction(factory) as session:
+        if store.get(session, name) is not None:
+            raise AlreadyExistsError(f"pool {name!r} already exists")
+        store.upsert(session, name, slots, description)
+        audit.record(
+            session, "pool.set", owner=actor, extra={"pool": name, "slots": slots, "created": True}
+        )
+        return store.list_usage(session, name)[0]
+
+
+def update_pool(
+    factory: sessionmaker[Session],
+    name: str,
+    *,
+    slots: int | Keep = KEEP,
+    description: str | Keep | None = KEEP,
+    actor: str,
+) -> PoolUsage:
+    """Change the slots and/or the description (None clears it) of an existing pool
+    (``default_pool`` included); what is KEEP stays."""
+    with transaction(factory) as session:
+        row = store.get(session, name)
+        if row is None:
+            raise PoolNotFound(f"pool {name!r} does not exist")
+        new_slots = row.slots if slots is KEEP else slots
+        _check(name, new_slots)
+        new_description = row.description if description is KEEP else description
+        store.update(session, name, new_slots, new_description)
+        audit.record(
+            session,
+            "pool.set",
+            owner=actor,
+            extra={"pool": name, "slots": new_slots, "created": False},
         )
         return store.list_usage(session, name)[0]
 

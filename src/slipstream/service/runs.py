@@ -7,6 +7,7 @@ be down at the time) does the rest when it looks.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from slipstream.clock import ensure_utc
 from slipstream.errors import AlreadyExistsError, DagNotFound, InvalidInputError
 from slipstream.executors.local import notify_scheduler
 from slipstream.serialization import SerializedDag
-from slipstream.service.dags import _not_found
+from slipstream.service.dags import Page, _not_found
 from slipstream.service.inspection import require_run
 from slipstream.states import DagRunState, DagRunType
 from slipstream.store import audit
@@ -72,7 +73,10 @@ def trigger_dag(
             )
         dag = SerializedDag.from_dict(version.data)
         dag.resolve_params(conf)  # InvalidInputError names the param; nothing is written
-        interval = dag.timetable.infer_manual_data_interval(run_after=logical_date)
+        try:
+            interval = dag.timetable.infer_manual_data_interval(run_after=logical_date)
+        except OverflowError:  # the schedule's interval would reach past year 1 or 9999
+            raise _out_of_range(logical_date) from None
         try:
             run = run_store.create_dag_run(
                 session,
@@ -133,6 +137,37 @@ def get_run(session_factory: sessionmaker[Session], dag_id: str, run_id: str) ->
         return require_run(session, dag_id, run_id)
 
 
+def find_runs(
+    session_factory: sessionmaker[Session],
+    dag_id: str,
+    *,
+    states: Collection[str] | None = None,
+    run_type: str | None = None,
+    logical_date_from: datetime | None = None,
+    logical_date_to: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[DagRun]:
+    """One page of ``dag_id``'s runs, newest first, filtered by states, run type and an
+    inclusive range of logical dates (aware datetimes)."""
+    if limit < 1 or offset < 0:
+        raise InvalidInputError("limit must be at least 1 and offset at least 0")
+    with transaction(session_factory, readonly=True) as session:
+        if dag_store.get(session, dag_id) is None:
+            raise _not_found(session, dag_id)
+        rows, total = run_store.page_dag_runs(
+            session,
+            dag_id,
+            states=states,
+            run_type=run_type,
+            logical_date_from=logical_date_from,
+            logical_date_to=logical_date_to,
+            limit=limit,
+            offset=offset,
+        )
+    return Page(rows, total)
+
+
 def parse_date(text: str, option: str = "date") -> datetime:
     """An ISO date or datetime given as ``option``; a naive value stays naive (it is read in
     the DAG's time zone by whoever knows the DAG), or one sentence saying what is wrong."""
@@ -156,4 +191,14 @@ def dag_logical_date(
         if data is None:
             raise _not_found(session, dag_id)
     zone = parse_timezone(SerializedDag.from_dict(data).timezone)
-    return ensure_utc(value.replace(tzinfo=zone))
+    try:
+        return ensure_utc(value.replace(tzinfo=zone))
+    except OverflowError:  # year 1 or 9999 moved across the calendar's edge by the zone
+        raise _out_of_range(value) from None
+
+
+def _out_of_range(value: datetime) -> InvalidInputError:
+    return InvalidInputError(
+        f"logical date {value.isoformat()} is too close to the calendar's limits "
+        "(years 1 and 9999) for this DAG's schedule"
+    )

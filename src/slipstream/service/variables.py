@@ -14,8 +14,9 @@ from typing import Any
 from cryptography.fernet import MultiFernet
 from sqlalchemy.orm import Session, sessionmaker
 
-from slipstream.errors import InvalidInputError, VariableNotFound
+from slipstream.errors import AlreadyExistsError, InvalidInputError, VariableNotFound
 from slipstream.service.files import read_json_object
+from slipstream.service.updates import KEEP, Keep
 from slipstream.store import audit
 from slipstream.store import variables as store
 from slipstream.store.db import transaction
@@ -54,6 +55,58 @@ def set_variable(
         created = store.upsert(session, fernet, key, value, description)
         audit.record(session, "variable.set", owner=actor, extra={"key": key, "created": created})
     return created
+
+
+def create_variable(
+    factory: sessionmaker[Session],
+    fernet: MultiFernet,
+    key: str,
+    value: str,
+    *,
+    description: str | None = None,
+    actor: str,
+) -> VariableRecord:
+    """Create a variable; :class:`AlreadyExistsError` when ``key`` is taken."""
+    _check_key(key)
+    with transaction(factory) as session:
+        if store.get(session, fernet, key) is not None:
+            raise AlreadyExistsError(f"variable {key!r} already exists")
+        store.upsert(session, fernet, key, value, description)
+        audit.record(session, "variable.set", owner=actor, extra={"key": key, "created": True})
+    return VariableRecord(key, value, description)
+
+
+def update_variable(
+    factory: sessionmaker[Session],
+    fernet: MultiFernet,
+    key: str,
+    *,
+    value: str | Keep = KEEP,
+    description: str | Keep | None = KEEP,
+    actor: str,
+) -> VariableRecord:
+    """Change the value and/or the description (None clears it) of an existing variable;
+    what is KEEP stays."""
+    with transaction(factory) as session:
+        current = store.get(session, fernet, key)
+        if current is None:
+            raise VariableNotFound(f"variable {key!r} does not exist")
+        record = VariableRecord(
+            key,
+            current.value if value is KEEP else value,
+            current.description if description is KEEP else description,
+        )
+        store.update(session, fernet, key, record.value, record.description)
+        changed = [
+            name for name, v in (("value", value), ("description", description)) if v is not KEEP
+        ]
+        audit.record(
+            session,
+            "variable.set",
+            owner=actor,
+            extra={"key": key, "created": False, "fields": changed},
+        )
+    return record
 
 
 def get_variable(factory: sessionmaker[Session], fernet: MultiFernet, key: str) -> VariableRecord:

@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from slipstream.store.models import AuditLog
@@ -58,3 +58,33 @@ def list_entries(
     if owner is not None:
         query = query.where(AuditLog.owner == owner)
     return list(session.scalars(query))
+
+
+def find_entries(
+    session: Session,
+    *,
+    event: str | None = None,
+    dag_id: str | None = None,
+    owner: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[AuditLog], int]:
+    """One page of the entries, newest first, and how many match the filters in all."""
+    conditions = [
+        column == value
+        for column, value in (
+            (AuditLog.event, event),
+            (AuditLog.dag_id, dag_id),
+            (AuditLog.owner, owner),
+        )
+        if value is not None
+    ]
+    total = session.scalar(select(func.count()).select_from(AuditLog).where(*conditions)) or 0
+    query = (
+        select(AuditLog)
+        .where(*conditions)
+        .order_by(AuditLog.dttm.desc(), AuditLog.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(query)), int(total)

@@ -82,3 +82,13 @@ def reencrypt_all(session: Session, fernet: MultiFernet) -> int:
             row.extra = crypto.rotate(fernet, row.extra, what=what)
         count += 1
     return count
+
+
+def update(session: Session, fernet: MultiFernet, conn: Connection) -> bool:
+    """Replace every field of the stored ``conn.conn_id`` with ``conn``'s; False when there
+    is no such connection."""
+    row = session.scalar(select(ConnectionRow).where(ConnectionRow.conn_id == conn.conn_id))
+    if row is None:
+        return False
+    _fill_row(fernet, row, conn)
+    return True

@@ -97,3 +97,14 @@ def delete(session: Session, name: str) -> bool:
     """Delete pool ``name``; True when it existed."""
     result = session.execute(sql_delete(Pool).where(Pool.pool == name))
     return bool(getattr(result, "rowcount", 0))
+
+
+def update(session: Session, name: str, slots: int, description: str | None) -> bool:
+    """Set the slots and the description (None clears it) of pool ``name``; False when
+    there is no such pool."""
+    row = get(session, name)
+    if row is None:
+        return False
+    row.slots = slots
+    row.description = description
+    return True

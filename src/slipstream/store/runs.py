@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from slipstream.errors import AlreadyExistsError
@@ -216,3 +216,36 @@ def find_dag_runs(
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def page_dag_runs(
+    session: Session,
+    dag_id: str,
+    *,
+    states: Iterable[str] | None = None,
+    run_type: str | None = None,
+    logical_date_from: datetime | None = None,
+    logical_date_to: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[DagRun], int]:
+    """One page of the runs of ``dag_id``, newest logical date first, and how many match
+    in all: filtered by states, run type and an inclusive range of logical dates."""
+    conditions: list[Any] = [DagRun.dag_id == dag_id]
+    if states is not None:
+        conditions.append(DagRun.state.in_(list(states)))
+    if run_type is not None:
+        conditions.append(DagRun.run_type == run_type)
+    if logical_date_from is not None:
+        conditions.append(DagRun.logical_date >= logical_date_from)
+    if logical_date_to is not None:
+        conditions.append(DagRun.logical_date <= logical_date_to)
+    total = session.scalar(select(func.count()).select_from(DagRun).where(*conditions)) or 0
+    query = (
+        select(DagRun)
+        .where(*conditions)
+        .order_by(DagRun.logical_date.desc(), DagRun.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(query)), int(total)

@@ -77,3 +77,17 @@ def reencrypt_all(session: Session, fernet: MultiFernet) -> int:
             row.is_encrypted = True
         count += 1
     return count
+
+
+def update(
+    session: Session, fernet: MultiFernet, key: str, value: str, description: str | None
+) -> bool:
+    """Replace the value and the description (None clears it) of ``key``; False when there
+    is no such variable."""
+    row = session.scalar(select(Variable).where(Variable.key == key))
+    if row is None:
+        return False
+    row.val = crypto.encrypt(fernet, value).decode("ascii")
+    row.is_encrypted = True
+    row.description = description
+    return True

@@ -97,3 +97,13 @@ def list_xcoms(session: Session, *, dag_id: str, run_id: str) -> list[XCom]:
         .order_by(XCom.task_id, XCom.key)
     )
     return list(session.scalars(query))
+
+
+def list_for_task(session: Session, *, dag_id: str, run_id: str, task_id: str) -> list[XCom]:
+    """The XComs of one task in one run, every map index, by key then map index."""
+    query = (
+        select(XCom)
+        .where(XCom.dag_id == dag_id, XCom.run_id == run_id, XCom.task_id == task_id)
+        .order_by(XCom.key, XCom.map_index)
+    )
+    return list(session.scalars(query))
