@@ -234,3 +234,24 @@ def create_first_admin(
     with os.fdopen(fd, "w") as out:
         out.write(f"{FIRST_ADMIN}:{password}\n")
     return password
+
+
+def set_role(
+    factory: sessionmaker[Session], username: str, role: Role | str, *, actor: str | None = None
+) -> UserInfo:
+    """Give ``username`` another role. It applies from their next request: sessions and
+    tokens load the user's role afresh each time."""
+    role = role if isinstance(role, Role) else parse_role(role)
+    with transaction(factory) as session:
+        row = store.get(session, username)
+        if row is None:
+            raise UserNotFound(f"user {username!r} does not exist")
+        old_role = row.role
+        row.role = role.value
+        audit.record(
+            session,
+            "user.set_role",
+            owner=actor,
+            extra={"username": username, "role": role.value, "old_role": old_role},
+        )
+        return UserInfo.of(row)
