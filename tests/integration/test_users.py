@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,28 @@ def test_roles_nest() -> None:
         assert lower.permissions < higher.permissions
     assert not Role.VIEWER.allows(Permission.OPERATE)
     assert not Role.OP.allows(Permission.MANAGE_USERS)
+
+
+def test_guessing_gets_slower_and_a_good_login_resets_it(factory) -> None:  # type: ignore[no-untyped-def]
+    start = utcnow()
+    users.create_user(factory, username="cy", role="Viewer", password="the-password", now=start)
+    for _ in range(users.FREE_FAILED_LOGINS):
+        with pytest.raises(AuthenticationError, match="wrong username or password"):
+            users.authenticate(factory, "cy", "guess-guess", now=start, source="test")
+    # Even the right password waits now (one second after the fifth failure).
+    with pytest.raises(AuthenticationError, match="too many failed logins for 'cy'"):
+        users.authenticate(factory, "cy", "the-password", now=start, source="test")
+    later = start + timedelta(seconds=1.5)
+    users.authenticate(factory, "cy", "the-password", now=later, source="test")
+    with transaction(factory, readonly=True) as session:
+        assert session.query(User).one().failed_logins == 0
+        assert audit.list_entries(session, event="user.login_throttled")[0].owner == "cy"
+
+
+def test_login_wait_doubles_up_to_a_cap() -> None:
+    now = utcnow()
+    assert users.login_wait(4, now, now) == 0
+    assert users.login_wait(5, now, now) == 1
+    assert users.login_wait(7, now, now) == 4
+    assert users.login_wait(7, now - timedelta(seconds=3), now) == 1
+    assert users.login_wait(40, now, now) == users.MAX_LOGIN_WAIT_S

@@ -8,6 +8,7 @@ stored or logged. Every change and every failed login goes to the audit log.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import secrets
@@ -167,6 +168,21 @@ def reset_password(
         audit.record(session, "user.reset_password", owner=actor, extra={"username": username})
 
 
+#: failed logins in a row that cost nothing; each one after doubles the wait (1 s, 2 s, ...)
+FREE_FAILED_LOGINS = 5
+MAX_LOGIN_WAIT_S = 300.0
+
+
+def login_wait(failed: int, last_failed_at: datetime | None, now: datetime) -> float:
+    """Seconds before the next login attempt of a user with ``failed`` failed logins in a
+    row, the latest at ``last_failed_at``. Guessing a password gets slower and slower,
+    while a user who mistypes a few times waits for nothing."""
+    if failed < FREE_FAILED_LOGINS or last_failed_at is None:
+        return 0.0
+    delay = min(MAX_LOGIN_WAIT_S, 2.0 ** (failed - FREE_FAILED_LOGINS))
+    return max(0.0, delay - (now - last_failed_at).total_seconds())
+
+
 def authenticate(
     factory: sessionmaker[Session],
     username: str,
@@ -184,6 +200,16 @@ def authenticate(
         row = store.get(session, username)
         found = None if row is None else UserInfo.of(row)
         password_hash = _dummy_hash() if row is None else row.password_hash
+        wait = 0.0 if row is None else login_wait(row.failed_logins, row.last_failed_login_at, now)
+    if wait > 0:
+        # Not even checked: each guess while waiting would otherwise be a free one.
+        with transaction(factory) as session:
+            audit.record(
+                session, "user.login_throttled", owner=username[:256], extra={"source": source}
+            )
+        raise AuthenticationError(
+            f"too many failed logins for {username!r}: try again in {math.ceil(wait)} s"
+        )
     ok = check_password_hash(password_hash, password) and found is not None and found.active
     with transaction(factory) as session:
         if found is not None:

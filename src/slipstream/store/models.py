@@ -311,7 +311,9 @@ class User(Base):
     #: when the password last changed: sessions and API tokens issued before it are void
     password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: failed logins since the last good one, and when the latest was: they slow guessing
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Job(Base):

@@ -71,6 +71,6 @@ def record_login(session: Session, user_id: int, now: datetime, *, ok: bool) -> 
     values = (
         {"last_login_at": now, "failed_logins": 0}
         if ok
-        else {"failed_logins": User.failed_logins + 1}
+        else {"failed_logins": User.failed_logins + 1, "last_failed_login_at": now}
     )
     session.execute(update(User).where(User.id == user_id).values(**values))

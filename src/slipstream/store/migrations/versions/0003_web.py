@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("password_changed_at", sa.DateTime(), nullable=False),
         sa.Column("last_login_at", sa.DateTime(), nullable=True),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
+        sa.Column("last_failed_login_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_app_user")),
         sa.UniqueConstraint("username", name=op.f("uq_app_user_username")),
     )
