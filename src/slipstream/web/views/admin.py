@@ -17,8 +17,8 @@ from slipstream.service import users as user_service
 from slipstream.web.views.blueprint import blueprint, needs
 from slipstream.web.views.common import (
     USER_ERRORS,
-    act,
     acting_user,
+    delete_page,
     flash_error,
     form_text,
     page_number,
@@ -105,27 +105,16 @@ def user_edit(username: str) -> ResponseReturnValue:
 @blueprint.route("/admin/users/<username>/delete", methods=["GET", "POST"])
 @needs(Permission.MANAGE_USERS)
 def user_delete(username: str) -> ResponseReturnValue:
-    svc = services()
-    user_service.get_user(svc.session_factory, username)  # or 404
+    factory = services().session_factory
+    user_service.get_user(factory, username)  # or 404
     me = acting_user().username
-    refused = "You cannot delete your own user." if username == me else None
-    if request.method == "GET":
-        return render_template(
-            "admin/confirm_delete.html",
-            what="user",
-            name=username,
-            action=url_for("pages.user_delete", username=username),
-            cancel=url_for("pages.users"),
-            refused=refused,
-        )
-
-    def _do() -> str:
-        if refused:
-            raise InvalidInputError(refused)
-        user_service.delete_user(svc.session_factory, username, actor=me)
-        return f"User {username} deleted."
-
-    return act(_do, url_for("pages.users"))
+    return delete_page(
+        "user",
+        username,
+        delete=lambda: user_service.delete_user(factory, username, actor=me),
+        back=url_for("pages.users"),
+        refused="You cannot delete your own user." if username == me else None,
+    )
 
 
 # --- import errors and the audit log -------------------------------------------------------

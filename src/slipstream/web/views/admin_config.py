@@ -18,8 +18,8 @@ from slipstream.store.pools import DEFAULT_POOL
 from slipstream.web.views.blueprint import blueprint, needs
 from slipstream.web.views.common import (
     USER_ERRORS,
-    act,
     acting_user,
+    delete_page,
     flash_error,
     form_int,
     form_text,
@@ -118,20 +118,14 @@ def variable_edit(key: str) -> ResponseReturnValue:
 def variable_delete(key: str) -> ResponseReturnValue:
     svc = services()
     var_service.get_variable(svc.session_factory, svc.fernet, key)  # or 404
-    if request.method == "GET":
-        return render_template(
-            "admin/confirm_delete.html",
-            what="variable",
-            name=key,
-            action=url_for("pages.variable_delete", key=key),
-            cancel=url_for("pages.variables"),
-        )
-
-    def _do() -> str:
-        var_service.delete_variable(svc.session_factory, key, actor=acting_user().username)
-        return f"Variable {key} deleted."
-
-    return act(_do, url_for("pages.variables"))
+    return delete_page(
+        "variable",
+        key,
+        delete=lambda: var_service.delete_variable(
+            svc.session_factory, key, actor=acting_user().username
+        ),
+        back=url_for("pages.variables"),
+    )
 
 
 # --- pools -------------------------------------------------------------------------------
@@ -208,23 +202,16 @@ def pool_edit(name: str) -> ResponseReturnValue:
 @blueprint.route("/admin/pools/<name>/delete", methods=["GET", "POST"])
 @needs(Permission.MANAGE_CONFIG)
 def pool_delete(name: str) -> ResponseReturnValue:
-    pool_service.get_pool(services().session_factory, name)  # or 404
-    if request.method == "GET":
-        return render_template(
-            "admin/confirm_delete.html",
-            what="pool",
-            name=name,
-            action=url_for("pages.pool_delete", name=name),
-            cancel=url_for("pages.pools"),
-            refused=(
-                f"{DEFAULT_POOL} cannot be deleted (set its slots instead)."
-                if name == DEFAULT_POOL
-                else None
-            ),
-        )
-
-    def _do() -> str:
-        pool_service.delete_pool(services().session_factory, name, actor=acting_user().username)
-        return f"Pool {name} deleted."
-
-    return act(_do, url_for("pages.pools"))
+    factory = services().session_factory
+    pool_service.get_pool(factory, name)  # or 404
+    return delete_page(
+        "pool",
+        name,
+        delete=lambda: pool_service.delete_pool(factory, name, actor=acting_user().username),
+        back=url_for("pages.pools"),
+        refused=(
+            f"{DEFAULT_POOL} cannot be deleted (set its slots instead)."
+            if name == DEFAULT_POOL
+            else None
+        ),
+    )

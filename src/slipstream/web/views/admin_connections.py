@@ -19,8 +19,8 @@ from slipstream.service import connections as conn_service
 from slipstream.web.views.blueprint import blueprint, needs
 from slipstream.web.views.common import (
     USER_ERRORS,
-    act,
     acting_user,
+    delete_page,
     flash_error,
     form_int,
     form_text,
@@ -127,17 +127,9 @@ def _flag_clear_password() -> bool:
 def connection_delete(conn_id: str) -> ResponseReturnValue:
     svc = services()
     conn_service.get_connection(svc.session_factory, svc.fernet, conn_id)  # or 404
-    if request.method == "GET":
-        return render_template(
-            "admin/confirm_delete.html",
-            what="connection",
-            name=conn_id,
-            action=url_for("pages.connection_delete", conn_id=conn_id),
-            cancel=url_for("pages.connections"),
-        )
-
-    def _do() -> str:
-        conn_service.delete_connection(svc.session_factory, conn_id, actor=_actor())
-        return f"Connection {conn_id} deleted."
-
-    return act(_do, url_for("pages.connections"))
+    return delete_page(
+        "connection",
+        conn_id,
+        delete=lambda: conn_service.delete_connection(svc.session_factory, conn_id, actor=_actor()),
+        back=url_for("pages.connections"),
+    )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, flash, redirect, request, url_for
+from flask import Flask, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
@@ -73,6 +73,36 @@ def act(action: Callable[[], str], back: str) -> ResponseReturnValue:
     else:
         flash(message, "success")
     return redirect(back)
+
+
+def delete_page(
+    what: str,
+    name: str,
+    *,
+    delete: Callable[[], object],
+    back: str,
+    refused: str | None = None,
+) -> ResponseReturnValue:
+    """A delete route's two halves: GET shows the confirmation page for ``what`` ``name``
+    (or why it cannot be deleted); POST deletes it unless ``refused``, flashes the outcome
+    and goes ``back``."""
+    if request.method == "GET":
+        return render_template(
+            "admin/confirm_delete.html",
+            what=what,
+            name=name,
+            action=request.path,
+            cancel=back,
+            refused=refused,
+        )
+
+    def _do() -> str:
+        if refused:
+            raise InvalidInputError(refused)
+        delete()
+        return f"{what.capitalize()} {name} deleted."
+
+    return act(_do, back)
 
 
 def _sentence(text: str) -> str:
