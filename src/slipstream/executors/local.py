@@ -4,6 +4,8 @@ A task instance in state queued *is* the message. Workers on this machine claim 
 compare-and-set (``slipstream worker``); :meth:`LocalExecutor.submit` only wakes them, and
 workers wake the scheduler with a :class:`~slipstream.executors.base.TaskEvent` when a try
 ends. No server is needed, and queued work survives any process dying: it is still a row.
+On PostgreSQL the wake-ups also travel by NOTIFY (:mod:`slipstream.executors.wakeup`), so
+workers and schedulers on other machines sharing the database wake as fast.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ log = logging.getLogger(__name__)
 
 class LocalExecutor(Executor):
     def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
         self.folder = wake_folder(database_url)
         self._listener: WakeListener | None = None
         self._sender: WakeSender | None = None
 
     def start(self) -> None:
-        self._listener = WakeListener(self.folder, SCHEDULER)
-        self._sender = WakeSender(self.folder)
+        self._listener = WakeListener(self.folder, SCHEDULER, database_url=self.database_url)
+        self._sender = WakeSender(self.folder, database_url=self.database_url)
 
     def submit(self, workloads: Sequence[Workload]) -> None:
         if workloads:
@@ -61,8 +64,9 @@ class LocalExecutor(Executor):
 
 
 def notify_scheduler(database_url: str, event: TaskEvent | None = None) -> None:
-    """Wake the schedulers of this machine (after a trigger, a pause, a clear, a try's end)."""
-    sender = WakeSender(wake_folder(database_url))
+    """Wake the schedulers (after a trigger, a pause, a clear, a try's end): those of this
+    machine, and on PostgreSQL those of every machine."""
+    sender = WakeSender(wake_folder(database_url), database_url=database_url)
     try:
         sender.wake(SCHEDULER, event.to_json().encode() if event else b"")
     finally:

@@ -4,6 +4,11 @@ A row in state ``queued`` is a message waiting for a worker. Every move is a com
 on (state, try number), so two workers can never both claim a try, and a worker that lost
 its try (it was presumed dead, or the try was cleared) learns so from its next write instead
 of overwriting the newer truth. The caller owns the transaction.
+
+Several schedulers may share a PostgreSQL database: the rows each one writes are read
+``FOR UPDATE SKIP LOCKED`` (another scheduler's rows are passed over, never waited for, so
+no two schedulers deadlock), and queueing itself is serialized by
+:func:`enter_queueing_section`, so limits counted inside it hold across all of them.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from slipstream.states import DagRunState, DagRunType, TaskInstanceState
@@ -104,6 +109,9 @@ _CLAIMABLE = (
     .limit(bindparam("limit"))
 )
 _CLAIMABLE_PG = _CLAIMABLE.with_for_update(skip_locked=True)
+# Locks only the task instances (not their runs or DAGs, which other steps lock), skipping
+# those a concurrent writer holds: a clear, a run's end. SQLite ignores FOR UPDATE.
+_SCHEDULED_LOCKED = _SCHEDULED.with_for_update(of=_TI, skip_locked=True)
 _IN_FLIGHT = (
     select(_TI.c.dag_id, _TI.c.run_id, _TI.c.pool, func.count(), func.sum(_TI.c.pool_slots))
     .where(_TI.c.state.in_(IN_FLIGHT))
@@ -111,14 +119,53 @@ _IN_FLIGHT = (
 )
 
 
-def scheduled(session: Session, limit: int) -> list[Candidate]:
+def scheduled(session: Session, limit: int, *, lock: bool = False) -> list[Candidate]:
     """Scheduled tries of running runs, best first (plain columns: this runs every pass).
 
-    A paused DAG's tries wait, as in Airflow, except a backfill's."""
+    A paused DAG's tries wait, as in Airflow, except a backfill's. With ``lock`` the rows
+    are locked for queueing; rows another transaction holds are left out."""
+    query = _SCHEDULED_LOCKED if lock else _SCHEDULED
     return [
         Candidate(_ref_from_row(row), row.logical_date, row.dag_version_id)
-        for row in session.connection().execute(_SCHEDULED, {"limit": limit})
+        for row in session.connection().execute(query, {"limit": limit})
     ]
+
+
+#: the key of the queueing lock (the bytes of "slipqueu"): one per database, like all
+#: PostgreSQL advisory locks, so installations sharing a server never contend
+QUEUEING_LOCK_KEY = int.from_bytes(b"slipqueu", "big")
+
+
+def enter_queueing_section(session: Session) -> bool:
+    """Take the lock that lets one scheduler at a time queue, until the transaction ends;
+    False, at once, if another scheduler holds it (try again soon).
+
+    On PostgreSQL a transaction-scoped advisory lock: it is released by the commit that
+    makes the queueing visible, so the next holder counts what this one queued. On SQLite
+    the transaction holds the write lock already (BEGIN IMMEDIATE): nothing to take."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    got = session.connection().scalar(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": QUEUEING_LOCK_KEY}
+    )
+    return bool(got)
+
+
+def scheduled_to_queue(session: Session, limit: int) -> list[Candidate] | None:
+    """The scheduled tries to consider for queueing, best first, read inside the queueing
+    section; None if another scheduler is in it (nothing read: try again soon).
+
+    The section is entered only when something is scheduled, so that a scheduler with
+    nothing to queue never keeps another from queueing."""
+    if session.get_bind().dialect.name != "postgresql":
+        return scheduled(session, limit)  # one scheduler, and it holds the write lock
+    if not scheduled(session, 1):
+        return []
+    if not enter_queueing_section(session):
+        return None
+    # Read again inside the section, in a fresh snapshot (READ COMMITTED): what the previous
+    # holder queued is visible now, and is no longer scheduled.
+    return scheduled(session, limit, lock=True)
 
 
 def _ref_from_row(row: Any) -> TryRef:
@@ -210,10 +257,16 @@ def running_past_heartbeat(
     session: Session, *, now: datetime, timeout: float, state: TaskInstanceState = _S.RUNNING
 ) -> list[TryRef]:
     """Tries in ``state`` (running, or restarting) whose worker has not heartbeat them for
-    ``timeout`` seconds."""
-    query = select(TaskInstance).where(
-        TaskInstance.state == state.value,
-        TaskInstance.last_heartbeat_at < now - timedelta(seconds=timeout),
+    ``timeout`` seconds, locked in id order; a row another scheduler (or a late worker) is
+    writing is left out — its writer acts on it, and a second verdict would be refused."""
+    query = (
+        select(TaskInstance)
+        .where(
+            TaskInstance.state == state.value,
+            TaskInstance.last_heartbeat_at < now - timedelta(seconds=timeout),
+        )
+        .order_by(TaskInstance.id)
+        .with_for_update(skip_locked=True)
     )
     return [_ref_from_row(row) for row in session.scalars(query)]
 
@@ -247,6 +300,55 @@ def claim(
     rows = session.connection().execute(query, {"queues": list(queues), "limit": limit})
     refs = [_ref_from_row(row) for row in rows]
     return [ref for ref in refs if _claim(session, ref, job_id, hostname, pid, now)]
+
+
+_EXACT = select(*(_TI.c[c.key] for c in _REF_COLUMNS)).where(
+    _TI.c.dag_id == bindparam("dag_id"),
+    _TI.c.run_id == bindparam("run_id"),
+    _TI.c.task_id == bindparam("task_id"),
+    _TI.c.map_index == bindparam("map_index"),
+    _TI.c.try_number == bindparam("try_number"),
+    _TI.c.state == _S.QUEUED.value,
+)
+
+
+def claim_try(
+    session: Session,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    try_number: int,
+    job_id: int,
+    hostname: str,
+    pid: int,
+    now: datetime,
+) -> TryRef | None:
+    """Claim the one try a message names (queued under ``try_number`` → running), or None.
+
+    A message delivered twice, or late, names a try that is already running, ended, or was
+    queued again under a newer number: the compare-and-set matches nothing and the caller
+    runs nothing. Its queue is not checked: whoever delivered the message chose the worker.
+    """
+    row = (
+        session.connection()
+        .execute(
+            _EXACT,
+            {
+                "dag_id": dag_id,
+                "run_id": run_id,
+                "task_id": task_id,
+                "map_index": map_index,
+                "try_number": try_number,
+            },
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    ref = _ref_from_row(row)
+    return ref if _claim(session, ref, job_id, hostname, pid, now) else None
 
 
 def _claim(

@@ -2,6 +2,12 @@
 
 Each query matches an index (``ix_dag_next_dagrun_create_after``, ``ix_dag_run_state``,
 ``ix_task_instance_state_*``), so a pass over a quiet installation reads almost nothing.
+
+Several schedulers may share a PostgreSQL database. The queries a scheduler writes after
+take ``lock=True``: they lock what they return ``FOR UPDATE SKIP LOCKED``, in a fixed order,
+so each DAG (run creation, starting queued runs) and each running run (evaluation) is
+handled by one scheduler at a time, and a row another scheduler holds is passed over, never
+waited for. SQLite ignores the locks: it has one scheduler, and one writer at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, tuple_
+from sqlalchemy import Table, bindparam, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from slipstream.states import DagRunState, DagRunType, TaskInstanceState
@@ -24,8 +30,9 @@ TEST_TRIGGER = "test"
 BACKFILL_TRIGGER = "backfill"
 
 
-def due_dags(session: Session, now: datetime) -> list[Dag]:
-    """Unpaused, active DAGs whose next scheduled run may be created at ``now``."""
+def due_dags(session: Session, now: datetime, *, lock: bool = False) -> list[Dag]:
+    """Unpaused, active DAGs whose next scheduled run may be created at ``now``, oldest due
+    first; with ``lock``, only those no other transaction holds, locked."""
     query = (
         select(Dag)
         .where(
@@ -34,8 +41,10 @@ def due_dags(session: Session, now: datetime) -> list[Dag]:
             Dag.latest_version_id.is_not(None),
             Dag.next_dagrun_create_after <= now,
         )
-        .order_by(Dag.next_dagrun_create_after)
+        .order_by(Dag.next_dagrun_create_after, Dag.dag_id)
     )
+    if lock:
+        query = query.with_for_update(skip_locked=True)
     return list(session.scalars(query))
 
 
@@ -50,6 +59,17 @@ def next_creation_times(session: Session, blocked: Collection[str]) -> datetime 
     if blocked:
         query = query.where(Dag.dag_id.not_in(list(blocked)))
     return session.scalar(query)
+
+
+def limit_lock_waits(session: Session, seconds: float) -> None:
+    """Give up (an error, which rolls the transaction back) rather than wait longer than
+    ``seconds`` for a lock, until the transaction ends. A scheduler evaluating runs holds
+    their rows while it writes their task instances; a user's action may hold task
+    instances while it waits for a run's row. Of the two, the scheduler yields — well
+    before PostgreSQL's deadlock check (1 s) would pick a victim, maybe the user — and
+    tries again on its next pass. No-op on SQLite, whose one writer never waits mid-way."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'"))
 
 
 def active_run_counts(session: Session) -> dict[str, dict[str, int]]:
@@ -70,9 +90,11 @@ def has_queued_runs(session: Session) -> bool:
     return session.scalar(query) is not None
 
 
-def queued_runs(session: Session) -> list[tuple[DagRun, bool]]:
+def queued_runs(session: Session, *, lock: bool = False) -> list[tuple[DagRun, bool]]:
     """Queued runs, oldest first, each with whether they must wait for a paused DAG (a
-    backfill's runs do not)."""
+    backfill's runs do not). With ``lock``, their DAGs' rows are locked (what run creation
+    locks too, so ``max_active_runs`` is counted by one scheduler at a time per DAG), and
+    runs of a DAG another transaction holds are left out."""
     query = (
         select(
             DagRun,
@@ -84,6 +106,8 @@ def queued_runs(session: Session) -> list[tuple[DagRun, bool]]:
         .where(DagRun.state == DagRunState.QUEUED.value)
         .order_by(DagRun.run_after, DagRun.logical_date, DagRun.id)
     )
+    if lock:
+        query = query.with_for_update(of=Dag, skip_locked=True)
     return [(run, bool(paused)) for run, paused in session.execute(query)]
 
 
@@ -134,19 +158,27 @@ _RUNNING = (
 _RUNNING_OF = _RUNNING.where(
     tuple_(_RUN_T.c.dag_id, _RUN_T.c.run_id).in_(bindparam("keys", expanding=True))
 )
+# The run rows only (not their DAGs: run creation locks those).
+_RUNNING_LOCKED = _RUNNING.with_for_update(of=_RUN_T, skip_locked=True)
+_RUNNING_OF_LOCKED = _RUNNING_OF.with_for_update(of=_RUN_T, skip_locked=True)
 
 
-def running_runs(session: Session, keys: Collection[tuple[str, str]] | None = None) -> list[RunRow]:
+def running_runs(
+    session: Session, keys: Collection[tuple[str, str]] | None = None, *, lock: bool = False
+) -> list[RunRow]:
     """Running runs the scheduler drives (all, or those of ``keys``), oldest first.
 
     Runs of paused DAGs are left as they are, as in Airflow, except backfills, which were
-    asked for explicitly. Runs that ``dags test`` drives itself are never touched.
+    asked for explicitly. Runs that ``dags test`` drives itself are never touched. With
+    ``lock`` the runs are locked for evaluation; a run another transaction holds is left
+    out (another scheduler is evaluating it, or a writer that will wake the schedulers).
     """
     if keys is not None and not keys:
         return []
+    conn = session.connection()
     if keys is None:
-        return [_run_row(row) for row in session.connection().execute(_RUNNING)]
-    rows = session.connection().execute(_RUNNING_OF, {"keys": list(keys)})
+        return [_run_row(row) for row in conn.execute(_RUNNING_LOCKED if lock else _RUNNING)]
+    rows = conn.execute(_RUNNING_OF_LOCKED if lock else _RUNNING_OF, {"keys": list(keys)})
     return [_run_row(row) for row in rows]
 
 
