@@ -51,6 +51,12 @@ class CoreConfig:
     killed_task_cleanup_time: float = _doc(
         "Seconds a task gets after SIGTERM (on timeout) before it is killed.", default=5.0
     )
+    executor: str = _doc(
+        "How queued tasks reach workers: local (workers claim them from the database; one "
+        "machine, or several sharing PostgreSQL) or celery (a message per task through the "
+        "broker of the [celery] section, for `slipstream celery worker` on any host).",
+        default="local",
+    )
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,17 @@ class LoggingConfig:
         "Folder of task logs, one file per try. Default: $SLIPSTREAM_HOME/logs.", default=""
     )
     level: str = _doc("Level of slipstream's own log messages.", default="INFO")
+    ship_to_database: str = _doc(
+        "Workers also copy each try's log into the metadata database, so the web server and "
+        "`tasks logs` on any host can show it: auto (on unless core.executor is local), "
+        "true or false. Shown about one worker heartbeat interval behind.",
+        default="auto",
+    )
+    max_shipped_bytes_per_try: int = _doc(
+        "Most bytes of one try's log copied into the database; past it a '[log truncated]' "
+        "line ends the copy (the file keeps everything).",
+        default=10 * 1024 * 1024,
+    )
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,12 @@ class SchedulerConfig:
     heartbeat_interval: float = _doc(
         "Seconds between the scheduler's own heartbeats (shown as its health).", default=5.0
     )
+    resend_queued_after: float = _doc(
+        "Seconds a task may stay queued before the scheduler sends it to the executor again "
+        "(at most once per this interval): a message lost with a broker restart is delivered; "
+        "with the local executor it only wakes the workers.",
+        default=60.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -127,6 +150,29 @@ class WorkerConfig:
     shutdown_timeout: float = _doc(
         "Seconds a worker told to stop (SIGTERM) lets running tasks finish before it stops them.",
         default=60.0,
+    )
+
+
+@dataclass(frozen=True)
+class CeleryConfig:
+    broker_url: str = _doc(
+        "Broker of the Celery executor: redis://host:6379/0 or amqp://user:pass@host:5672/vhost.",
+        default="redis://127.0.0.1:6379/0",
+    )
+    worker_concurrency: int = _doc(
+        "Tasks one `slipstream celery worker` runs at once (its prefork pool processes).",
+        default=8,
+    )
+    visibility_timeout: float = _doc(
+        "Redis only: seconds before a message not yet acknowledged is delivered again. A task's "
+        "message is acknowledged when the task ends, so keep this above the longest task "
+        "(a redelivery of a running task is ignored, but costs a message).",
+        default=21600.0,
+    )
+    connect_timeout: float = _doc(
+        "Seconds to wait for the broker when connecting or sending before giving up; a task "
+        "that could not be sent stays queued and is sent again later.",
+        default=5.0,
     )
 
 
@@ -174,6 +220,7 @@ class Config:
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    celery: CeleryConfig = field(default_factory=CeleryConfig)
     dag_processor: DagProcessorConfig = field(default_factory=DagProcessorConfig)
     webserver: WebserverConfig = field(default_factory=WebserverConfig)
     #: where each ``section.key`` value came from: "default", "file" or "env"
@@ -225,6 +272,7 @@ SECTIONS: dict[str, type] = {
     "secrets": SecretsConfig,
     "scheduler": SchedulerConfig,
     "worker": WorkerConfig,
+    "celery": CeleryConfig,
     "dag_processor": DagProcessorConfig,
     "webserver": WebserverConfig,
 }

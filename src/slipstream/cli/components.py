@@ -31,13 +31,11 @@ def setup_logging(app: AppContext, component: str) -> None:
 @pass_app
 def scheduler_command(app: AppContext, idle_exit: bool) -> None:
     """Run the scheduler: create DAG runs, queue ready tasks, until stopped (Ctrl-C)."""
-    from slipstream.executors.local import LocalExecutor
+    from slipstream.executors import make_executor
     from slipstream.scheduler.scheduler import Scheduler
 
     setup_logging(app, "scheduler")
-    scheduler = Scheduler(
-        app.config, app.ready_session_factory, LocalExecutor(app.config.database_url)
-    )
+    scheduler = Scheduler(app.config, app.ready_session_factory, make_executor(app.config))
     stop = _StopFlag()
     scheduler.start()
     click.echo(f"scheduler started (pid {os.getpid()})")

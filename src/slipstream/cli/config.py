@@ -1,7 +1,7 @@
 """`slipstream config ...` commands: show the effective configuration and where it came from.
 
-The Fernet key is always masked and a database URL's password hidden: configuration output
-ends up in bug reports and terminals shared on screen.
+The Fernet key is always masked and the passwords of the database and broker URLs hidden:
+configuration output ends up in bug reports and terminals shared on screen.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ SECRET_KEYS = frozenset({"secrets.fernet_key"})
 def _shown(key: str, value: Any) -> Any:
     if key in SECRET_KEYS and value:
         return MASK
-    if key == "database.url" and value:
+    if key in ("database.url", "celery.broker_url") and value:
         try:
             return make_url(value).render_as_string(hide_password=True)
-        except ArgumentError:
-            return value
+        except (ArgumentError, ValueError):  # a broker URL SQLAlchemy cannot parse: hide it
+            return MASK if key == "celery.broker_url" else value
     return value
 
 

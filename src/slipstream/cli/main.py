@@ -16,6 +16,7 @@ from slipstream.errors import SlipstreamError
 # Command groups load on first use: ``slipstream variables get`` never imports the SDK,
 # the worker or the DAG processor, which keeps every command's start-up short.
 _GROUPS = {
+    "celery": "slipstream.cli.celery",
     "config": "slipstream.cli.config",
     "connections": "slipstream.cli.connections",
     "dags": "slipstream.cli.dags",
@@ -40,6 +41,7 @@ _SUMMARIES = {
     "standalone": "Run slipstream on this machine: DAG processor, scheduler, workers, web UI.",
     "webserver": "Serve the web UI and the REST API.",
     "worker": "Run a worker: claim queued tasks and run them.",
+    "celery": "Celery workers: run the tasks the scheduler sends through a broker.",
     "config": "Show the configuration (file, environment and defaults).",
     "connections": "Manage connections (passwords and extras are encrypted at rest).",
     "dags": "List DAGs, trigger, pause, backfill and test them; show their runs and import errors.",

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from slipstream.clock import utcnow
 from slipstream.config import Config
 from slipstream.dag_processor import DagProcessorLoop
-from slipstream.executors.local import LocalExecutor
+from slipstream.executors import make_executor
 from slipstream.scheduler.scheduler import Scheduler
 from slipstream.store import jobs
 from slipstream.store.crypto import load_fernet
@@ -76,7 +76,7 @@ class Supervisor:
 
     def _scheduler(self) -> None:
         factory = session_factory(make_engine(self.config))
-        scheduler = Scheduler(self.config, factory, LocalExecutor(self.config.database_url))
+        scheduler = Scheduler(self.config, factory, make_executor(self.config))
         stopped = False
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
@@ -95,6 +95,24 @@ class Supervisor:
 
     def _worker(self) -> None:
         engine = make_engine(self.config)
+        if self.config.core.executor.strip().lower() == "celery":
+            # The scheduler sends Celery messages: the workers here must take them from
+            # the broker (a `slipstream worker` would only find the rows on its timer).
+            # Imported here: Celery is an optional install (the `celery` extra).
+            from slipstream.worker.celery_task import serve
+
+            queues = [q.strip() for q in self.config.worker.queues.split(",") if q.strip()]
+            concurrency = self.concurrency or self.config.celery.worker_concurrency
+            sys.exit(
+                serve(
+                    self.config,
+                    engine,
+                    load_fernet(self.config),
+                    queues=queues,
+                    concurrency=concurrency,
+                    announce=log.info,
+                )
+            )
         worker = Worker(self.config, engine, load_fernet(self.config), concurrency=self.concurrency)
         install_stop_handlers(worker)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards it as SIGTERM

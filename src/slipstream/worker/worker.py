@@ -10,6 +10,9 @@ The parent heartbeats itself and every try it runs. A heartbeat that finds its t
 longer running under its try number (cleared, marked, or presumed lost after a stall) stops
 the child: the row has a newer owner or a newer truth, and the worker's late word would be
 refused anyway, since the final write is a compare-and-set on state and try number.
+
+:meth:`Worker.run_workload` is the same machinery for one try a message names (the Celery
+task): claim exactly that try, run it in a child, heartbeat it, record its end.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import ctypes
 import functools
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -41,7 +45,8 @@ from slipstream.config import Config
 from slipstream.dagbag import import_dag_file
 from slipstream.decisions import retry_due, state_after_failure
 from slipstream.errors import DagImportError, DatabaseError, TaskNotFound
-from slipstream.executors.base import TaskEvent
+from slipstream.executors.base import TaskEvent, Workload
+from slipstream.executors.local import notify_scheduler
 from slipstream.executors.wakeup import SCHEDULER, WORKER, WakeListener, WakeSender, wake_folder
 from slipstream.sdk.context import DagRunInfo
 from slipstream.sdk.dag import set_default_timezone
@@ -63,6 +68,7 @@ from slipstream.task_logs import try_log_path
 from slipstream.worker.dag_files import DagFileCache, Stamp, stamp_of
 from slipstream.worker.dag_test import DbXComReader
 from slipstream.worker.execution import ChildTry, TryOutcome, TryRequest, fork_try
+from slipstream.worker.log_shipping import LogShipper
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,7 @@ class Worker:
         self.burst = burst
         self.clock = clock
         self.hostname = socket.gethostname()
+        self.log_shipper = LogShipper.from_config(config, self.factory, self.hostname)
         self.pid = os.getpid()
         self.job_id: int | None = None
         self.running: dict[int, _Running] = {}  # by the child's pipe fd
@@ -118,6 +125,8 @@ class Worker:
         self.tries_run = 0
         #: children that reported their try and are exiting: reaped when they are done
         self._exiting: list[int] = []
+        #: wakes the schedulers of this machine while :meth:`run` serves
+        self._sender: WakeSender | None = None
 
     def _reap(self) -> None:
         still = []
@@ -141,12 +150,11 @@ class Worker:
     def run(self) -> None:
         """Serve until stopped (SIGTERM/SIGINT through :meth:`request_stop`), or, with
         ``burst``, until no queued work is left."""
-        masking.set_sensitive_words(self.config.sensitive_words)
-        set_default_timezone(self.config.core.default_timezone)
-        _warm_up()
+        prepare_process(self.config)
         folder = wake_folder(self.config.database_url)
-        listener = WakeListener(folder, WORKER)
-        self._sender = WakeSender(folder)
+        # With PostgreSQL the wake-ups also cross hosts (LISTEN/NOTIFY).
+        listener = WakeListener(folder, WORKER, database_url=self.config.database_url)
+        self._sender = WakeSender(folder, database_url=self.config.database_url)
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
@@ -212,6 +220,7 @@ class Worker:
                         self._safely(self._heartbeat, None)
                         last_heartbeat = time.monotonic()
                         claim_now = True  # a safety net for a lost wake-up
+                        listener.drain()  # ...which also re-makes a lost LISTEN connection
                     if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
                         self._stop_all("the worker was stopped before the task finished")
                         for fd in list(selector.get_map()):
@@ -226,6 +235,7 @@ class Worker:
             wake_w.close()
             listener.close()
             self._sender.close()
+            self._sender = None
             with transaction(self.factory) as session:
                 jobs.stop(session, self.job_id, self.clock())
 
@@ -375,6 +385,7 @@ class Worker:
             now_monotonic=time.monotonic(),
             prepare=prepare,
         )
+        self.log_shipper.track(ref, log_path)
         self.tries_run += 1
         return _Running(ref, child, task, fileloc=fileloc, stamp=stamp)
 
@@ -403,6 +414,7 @@ class Worker:
         self._finish(run.ref, run.task, outcome)
 
     def _finish(self, ref: TryRef, task: SerializedTask | None, outcome: TryOutcome) -> None:
+        self.log_shipper.finish(ref)  # first: a try recorded as ended has its log stored
         now = self.clock()
         due = None
         if outcome.state == _S.UP_FOR_RETRY and task is not None:
@@ -444,15 +456,22 @@ class Worker:
             self._release(ref)
             return
         event = TaskEvent(ref.dag_id, ref.run_id, ref.task_id, ref.try_number, outcome.state.value)
-        self._sender.wake(SCHEDULER, event.to_json().encode())
+        self._wake_scheduler(event)
 
     def _release(self, ref: TryRef) -> None:
         """A try taken away from this worker has stopped: if it was cleared while running
         (restarting), the task may run again now. Then tell the scheduler to look."""
+        self.log_shipper.finish(ref)
         with transaction(self.factory) as session:
             queue_store.release_restarting(session, ref.ti_id, ref.try_number, self.clock())
         event = TaskEvent(ref.dag_id, ref.run_id, ref.task_id, ref.try_number)
-        self._sender.wake(SCHEDULER, event.to_json().encode())
+        self._wake_scheduler(event)
+
+    def _wake_scheduler(self, event: TaskEvent) -> None:
+        if self._sender is not None:
+            self._sender.wake(SCHEDULER, event.to_json().encode())
+        else:  # one try outside run() (a Celery task): the executors' shared way
+            notify_scheduler(self.config.database_url, event)
 
     def _stop_all(self, reason: str) -> None:
         grace = self.config.core.killed_task_cleanup_time
@@ -467,6 +486,71 @@ class Worker:
                 )
                 self._finish(run.ref, run.task, TryOutcome(state, f"killed: {reason}"))
         self.running.clear()
+
+    # -- one given try (what a Celery message asks) ---------------------------------------
+    def run_workload(self, workload: Workload) -> bool:
+        """Claim exactly the try ``workload`` names, run it to its end here and record it.
+
+        False at once when that try is not queued: a message delivered twice or late (the
+        try runs elsewhere, has ended, or was queued again under a newer number) runs nothing.
+        """
+        claimed = self._safely(functools.partial(self._claim_exact, workload), None)
+        if claimed is None:
+            return False
+        ref, info, dag = claimed
+        run = self._start(ref, info, dag)
+        if run is not None:
+            self.running[run.child.fd] = run
+            self._supervise(run)
+        return True
+
+    def _claim_exact(
+        self, w: Workload
+    ) -> tuple[TryRef, DagRunInfo | None, SerializedDag | None] | None:
+        assert self.job_id is not None
+        with transaction(self.factory) as session:
+            session.connection()  # begins, and on SQLite waits for the write lock
+            ref = queue_store.claim_try(
+                session,
+                dag_id=w.dag_id,
+                run_id=w.run_id,
+                task_id=w.task_id,
+                map_index=w.map_index,
+                try_number=w.try_number,
+                job_id=self.job_id,
+                hostname=self.hostname,
+                pid=self.pid,
+                now=self.clock(),
+            )
+            if ref is None:
+                return None
+            info, dag = self._describe(session, ref)
+        return ref, info, dag
+
+    def _supervise(self, run: _Running) -> None:
+        """:meth:`run`'s loop for one try: wait for its child, heartbeating it (which stops
+        it if its row moved on) and enforcing its timeout, then record how it ended."""
+        interval = self.config.worker.heartbeat_interval
+        grace = self.config.core.killed_task_cleanup_time
+        last_heartbeat = time.monotonic()
+        while True:
+            now = time.monotonic()
+            timeout = last_heartbeat + interval - now
+            if run.child.kill_deadline is not None:
+                timeout = min(timeout, run.child.kill_deadline - now)
+            ready, _, _ = select.select([run.child.fd], [], [], max(0.0, timeout))
+            if ready and run.child.read():
+                break
+            run.child.enforce_deadline(time.monotonic(), grace)
+            if time.monotonic() - last_heartbeat >= interval:
+                self._safely(self._heartbeat, None)
+                last_heartbeat = time.monotonic()
+        del self.running[run.child.fd]
+        outcome = run.child.collect(wait=False)
+        self._safely(functools.partial(self._record, run, outcome), None)
+        if not run.child.reaped:  # after the record: the next try need not wait for this
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(run.child.pid, 0)
 
     # -- heartbeats ---------------------------------------------------------------------
     def _heartbeat(self) -> None:
@@ -492,6 +576,15 @@ class Worker:
             run.child.terminate_then_kill(
                 time.monotonic(), self.config.core.killed_task_cleanup_time
             )
+        self.log_shipper.ship()  # the logs' new lines, at most once a heartbeat
+
+
+def prepare_process(config: Config) -> None:
+    """Set up a process that runs tries, once, before it forks any: masking, the default
+    time zone, and the imports every task needs."""
+    masking.set_sensitive_words(config.sensitive_words)
+    set_default_timezone(config.core.default_timezone)
+    _warm_up()
 
 
 def _warm_up() -> None:

@@ -4,23 +4,27 @@ twice, and a workload naming a try that is no longer the queued one runs nothing
 
 The scheduler is left out: the test queues the tries itself, as the scheduler does, and
 plays the scheduler's side of the executor. Adding an implementation is one entry in
-``FLAVORS``: how to make it, and how to start a worker that serves it.
+``FLAVORS``: how to make it, how to start a worker that serves it, and the broker it needs.
 """
 
 from __future__ import annotations
 
 import select as io_select
+import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from celery_brokers import BROKERS, Broker, celery_broker, handled_messages, process_tree
 from scheduling_cluster import DEADLINE, Cluster
 from sqlalchemy import select
 
+from slipstream.config import Config
 from slipstream.executors.base import Executor, TaskEvent, Workload
+from slipstream.executors.celery import CeleryExecutor
 from slipstream.executors.local import LocalExecutor
 from slipstream.serialization import SerializedDag
 from slipstream.states import DagRunState, DagRunType, TaskInstanceState
@@ -41,20 +45,69 @@ _S = TaskInstanceState
 class Flavor:
     """One executor implementation under test."""
 
-    make: Callable[[str], Executor]
-    #: the arguments of ``slipstream worker`` for a worker that serves this executor
-    worker_args: tuple[str, ...] = ()
+    make: Callable[[Config], Executor]
+    #: the command of a worker that serves this executor (``--queues`` follows)
+    worker_command: tuple[str, ...] = ("worker",)
+    #: the kind of broker it needs ("redis", "rabbitmq"): the test gets one of its own
+    broker: str | None = None
 
 
 FLAVORS = [
-    pytest.param(Flavor(LocalExecutor), id="local"),
+    pytest.param(Flavor(lambda config: LocalExecutor(config.database_url)), id="local"),
+    *(
+        pytest.param(Flavor(CeleryExecutor, ("celery", "worker"), broker=kind), id=f"celery-{kind}")
+        for kind in BROKERS
+    ),
 ]
 
 
+@dataclass
+class Served:
+    """A flavor set up for one test: the queue its tasks use, and its broker if it has one."""
+
+    flavor: Flavor
+    cluster: Cluster
+    queue: str
+    broker: Broker | None = None
+
+    def executor(self) -> Executor:
+        return self.flavor.make(self.cluster.config)
+
+    def worker(self, *args: str) -> subprocess.Popen[bytes]:
+        return self.cluster.start(*self.flavor.worker_command, "--queues", self.queue, *args)
+
+    def drain(self, messages: int) -> subprocess.Popen[bytes]:
+        """Start a worker and return once it has dealt with everything submitted so far
+        (``messages`` messages, for an executor with a broker)."""
+        if self.broker is None:
+            worker = self.worker("--burst")  # exits once nothing is queued
+            assert worker.wait(timeout=DEADLINE) == 0, self.cluster.logs()
+            return worker
+        worker = self.worker()
+        end = time.monotonic() + DEADLINE
+        while handled_messages(self.cluster.log_of(worker)) < messages:
+            assert worker.poll() is None, self.cluster.logs()
+            assert time.monotonic() < end, (
+                f"{messages} messages not handled:\n{self.cluster.logs()}"
+            )
+            time.sleep(0.05)
+        assert handled_messages(self.cluster.log_of(worker)) == messages
+        assert self.broker.waiting(self.queue) == 0  # every message taken and acknowledged
+        return worker
+
+
 @pytest.fixture(params=FLAVORS)
-def flavor(request: pytest.FixtureRequest) -> Flavor:
+def served(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Served]:
     flavor: Flavor = request.param
-    return flavor
+    if flavor.broker is None:
+        yield Served(flavor, cluster, "default")
+        return
+    with celery_broker(flavor.broker) as broker:
+        cluster.env.update(broker.env())
+        try:
+            yield Served(flavor, cluster, broker.queue("contract"), broker)
+        finally:
+            cluster.stop_all()  # before the broker is cleaned up under the workers' feet
 
 
 DAG_ID = "contract"
@@ -69,7 +122,7 @@ COUNTS = Path({folder!r})
 
 with DAG("contract", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
     def counted(name):
-        @task(task_id=name)
+        @task(task_id=name, queue={queue!r})
         def run(**context):
             with open(COUNTS / name, "a") as f:
                 f.write(f"{{context['ti'].try_number}}\\n")
@@ -166,23 +219,27 @@ def _collect_events(
 
 
 def test_submitted_tries_run_exactly_once_and_report_their_end(
-    cluster: Cluster, flavor: Flavor, tmp_path: Path
+    cluster: Cluster, served: Served, tmp_path: Path
 ) -> None:
-    cluster.write_dag("contract.py", CONTRACT.format(folder=str(tmp_path), tasks=TASKS))
+    source = CONTRACT.format(folder=str(tmp_path), tasks=TASKS, queue=served.queue)
+    cluster.write_dag("contract.py", source)
     cluster.parse()
-    executor = flavor.make(cluster.config.database_url)
+    executor = served.executor()
     executor.start()
     try:
         queued = _start_run(cluster, "r1", TASKS)
         stale = _requeue(cluster, queued["stale"])
         _take_back(cluster, queued["gone"])
         fresh = [_workload(queued[t]) for t in ("a", "b", "c")]
-        executor.submit(fresh)
-        executor.submit([*fresh[:2], _workload(queued["stale"]), _workload(queued["gone"])])
-        executor.submit([_workload(stale), fresh[2]])
+        batches = [
+            fresh,
+            [*fresh[:2], _workload(queued["stale"]), _workload(queued["gone"])],
+            [_workload(stale), fresh[2]],
+        ]
+        for batch in batches:
+            executor.submit(batch)
 
-        worker = cluster.worker(*flavor.worker_args, "--burst")
-        assert worker.wait(timeout=DEADLINE) == 0, cluster.logs()
+        served.drain(messages=sum(len(b) for b in batches))
         events = _collect_events(executor, {("a", 1), ("b", 1), ("c", 1), ("stale", 2)})
         events += executor.events()  # never blocks; anything late shows up here
     finally:
@@ -221,14 +278,15 @@ def test_submitted_tries_run_exactly_once_and_report_their_end(
 
 
 def test_a_live_worker_picks_up_what_is_submitted(
-    cluster: Cluster, flavor: Flavor, tmp_path: Path
+    cluster: Cluster, served: Served, tmp_path: Path
 ) -> None:
-    cluster.write_dag("contract.py", CONTRACT.format(folder=str(tmp_path), tasks=TASKS))
+    source = CONTRACT.format(folder=str(tmp_path), tasks=TASKS, queue=served.queue)
+    cluster.write_dag("contract.py", source)
     cluster.parse()
-    executor = flavor.make(cluster.config.database_url)
+    executor = served.executor()
     executor.start()
     try:
-        worker = cluster.worker(*flavor.worker_args)
+        worker = served.worker()
         cluster.wait_for(
             "the worker to start",
             lambda s: s.scalar(select(Job).where(Job.job_type == "worker", Job.pid == worker.pid)),
@@ -250,4 +308,8 @@ def test_a_live_worker_picks_up_what_is_submitted(
         "stale": "none",
         "gone": "none",
     }
-    assert all(tis[t].pid == worker.pid for t in ("a", "b"))
+    # Run by the worker started here: under its job, in it or one of its processes.
+    with transaction(cluster.factory) as session:
+        job = session.scalars(select(Job).where(Job.pid == worker.pid)).one()
+    assert all(tis[t].worker_job_id == job.id for t in ("a", "b"))
+    assert {tis[t].pid for t in ("a", "b")} <= set(process_tree(worker.pid))
