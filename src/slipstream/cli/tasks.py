@@ -3,7 +3,7 @@ task instances; clear them so they run again."""
 
 from __future__ import annotations
 
-import codecs
+import dataclasses
 import sys
 import time
 from typing import Any
@@ -143,33 +143,28 @@ def states_command(app: AppContext, dag_id: str, run_id: str, output: str) -> No
 POLL_SECONDS = 0.2
 
 
-def _copy_new(log: TryLog, offset: int, decoder: codecs.IncrementalDecoder) -> int:
-    """Print what the log gained since ``offset``; return the new offset."""
-    try:
-        with log.path.open("rb") as file:
-            file.seek(offset)
-            data = file.read()
-    except FileNotFoundError:  # not written yet
-        return offset
-    if data:
-        click.echo(decoder.decode(data), nl=False)
-        sys.stdout.flush()
-    return offset + len(data)
+def _copy_new(log: TryLog, offset: int) -> int:
+    """Print what the log gained since ``offset`` (from its file, or from the database when
+    the try ran on another host); return the new offset."""
+    while True:
+        chunk = inspection.read_log_chunk(log, offset)
+        if chunk.content:
+            click.echo(chunk.content, nl=False)
+            sys.stdout.flush()
+        offset = chunk.next_offset
+        if not chunk.more:
+            return offset
 
 
 def _follow(app: AppContext, log: TryLog) -> None:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     offset = 0
     live = True
     while live:
         live = inspection.try_is_live(app.ready_session_factory, log)
         # Read after looking at the state: once the try has ended, this read has it all.
-        offset = _copy_new(log, offset, decoder)
+        offset = _copy_new(dataclasses.replace(log, live=live), offset)
         if live:
             time.sleep(POLL_SECONDS)
-    tail = decoder.decode(b"", final=True)
-    if tail:
-        click.echo(tail, nl=False)
 
 
 @group.command(name="logs")
@@ -208,9 +203,7 @@ def logs_command(
         wait=follow,
     )
     if not follow or not log.live:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        _copy_new(log, 0, decoder)
-        click.echo(decoder.decode(b"", final=True), nl=False)
+        _copy_new(log, 0)
         return
     try:
         _follow(app, log)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -334,3 +335,36 @@ class Job(Base):
     start_date: Mapped[datetime] = mapped_column(UtcDateTime)
     end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     latest_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TaskLogChunk(Base):
+    """A piece of one try's log, shipped by the worker that ran it so that any host can show
+    the log (see ``worker/log_shipping.py``). The chunks of a try are contiguous: each starts
+    at the byte offset in the log where the one before ended, and holds whole characters."""
+
+    __tablename__ = "task_log_chunk"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"], ondelete="CASCADE"
+        ),
+        Index(
+            "ix_task_log_chunk_try_offset",
+            "dag_id",
+            "run_id",
+            "task_id",
+            "map_index",
+            "try_number",
+            "offset",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    task_id: Mapped[str] = mapped_column(String(250))
+    map_index: Mapped[int] = mapped_column(Integer, default=-1)
+    try_number: Mapped[int] = mapped_column(Integer)
+    #: where the chunk starts in the try's log, in bytes (UTF-8)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -70,10 +70,7 @@ def _log(dag_id: str, run_id: str, task_id: str, try_number: int | None) -> dict
         )
     except NotFoundError as exc:
         return {"text": None, "note": str(exc)[:1].upper() + str(exc)[1:] + "."}
-    try:
-        size = log.path.stat().st_size
-    except FileNotFoundError:
-        size = 0
+    size = inspection.log_size(log)  # (from the database when the try ran on another host)
     start = max(0, size - LOG_BYTES)
     chunk = inspection.read_log_chunk(log, start, LOG_BYTES)
     note = None
