@@ -85,10 +85,14 @@ def _sqlite_begin(conn: Connection, *, timeout: float) -> None:
                 raw.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
+                # Raised from an event hook, this would reach the caller as the driver's
+                # own exception: say it in the tree's terms, as transaction() does.
                 if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
+                    raise DatabaseError(f"metadata database error: {exc}") from None
                 if time.monotonic() >= deadline:
-                    raise
+                    raise DatabaseError(
+                        f"metadata database error: {exc} (still locked after {timeout:g} s)"
+                    ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.002)
     finally:
