@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from slipstream.clock import utcnow
 from slipstream.config import Config
 from slipstream.dag_processor import DagProcessorLoop
+from slipstream.errors import SlipstreamError
 from slipstream.executors import make_executor
 from slipstream.scheduler.scheduler import Scheduler
 from slipstream.store import jobs
@@ -103,16 +104,17 @@ class Supervisor:
 
             queues = [q.strip() for q in self.config.worker.queues.split(",") if q.strip()]
             concurrency = self.concurrency or self.config.celery.worker_concurrency
-            sys.exit(
-                serve(
-                    self.config,
-                    engine,
-                    load_fernet(self.config),
-                    queues=queues,
-                    concurrency=concurrency,
-                    announce=log.info,
-                )
+            code = serve(
+                self.config,
+                engine,
+                load_fernet(self.config),
+                queues=queues,
+                concurrency=concurrency,
+                announce=log.info,
             )
+            if code:  # the supervisor restarts a component that fails
+                raise SlipstreamError(f"the Celery worker exited with code {code}")
+            return
         worker = Worker(self.config, engine, load_fernet(self.config), concurrency=self.concurrency)
         install_stop_handlers(worker)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards it as SIGTERM

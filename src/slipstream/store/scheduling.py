@@ -44,7 +44,7 @@ def due_dags(session: Session, now: datetime, *, lock: bool = False) -> list[Dag
         .order_by(Dag.next_dagrun_create_after, Dag.dag_id)
     )
     if lock:
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(skip_locked=True, key_share=True)
     return list(session.scalars(query))
 
 
@@ -107,7 +107,7 @@ def queued_runs(session: Session, *, lock: bool = False) -> list[tuple[DagRun, b
         .order_by(DagRun.run_after, DagRun.logical_date, DagRun.id)
     )
     if lock:
-        query = query.with_for_update(of=Dag, skip_locked=True)
+        query = query.with_for_update(of=Dag, skip_locked=True, key_share=True)
     return [(run, bool(paused)) for run, paused in session.execute(query)]
 
 
@@ -158,9 +158,12 @@ _RUNNING = (
 _RUNNING_OF = _RUNNING.where(
     tuple_(_RUN_T.c.dag_id, _RUN_T.c.run_id).in_(bindparam("keys", expanding=True))
 )
-# The run rows only (not their DAGs: run creation locks those).
-_RUNNING_LOCKED = _RUNNING.with_for_update(of=_RUN_T, skip_locked=True)
-_RUNNING_OF_LOCKED = _RUNNING_OF.with_for_update(of=_RUN_T, skip_locked=True)
+# The run rows only (not their DAGs: run creation locks those). FOR NO KEY UPDATE, not FOR
+# UPDATE: a worker inserting a row that points at the run (a try's history, XComs, log
+# chunks) takes FOR KEY SHARE on it, which FOR UPDATE would conflict with — the scheduler
+# would skip the run it was woken for. NO KEY UPDATE still excludes another scheduler.
+_RUNNING_LOCKED = _RUNNING.with_for_update(of=_RUN_T, skip_locked=True, key_share=True)
+_RUNNING_OF_LOCKED = _RUNNING_OF.with_for_update(of=_RUN_T, skip_locked=True, key_share=True)
 
 
 def running_runs(
