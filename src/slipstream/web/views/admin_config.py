@@ -8,7 +8,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from slipstream.errors import InvalidInputError
+from slipstream.errors import AlreadyExistsError, InvalidInputError
 from slipstream.masking import MASK, is_sensitive_key
 from slipstream.roles import Permission
 from slipstream.security.context import services
@@ -75,10 +75,17 @@ def variable_new() -> ResponseReturnValue:
     svc = services()
     try:
         key = form_text("key", required="the key", max_length=250) or ""
-        existing = {v.key for v in var_service.list_variables(svc.session_factory, svc.fernet)}
-        if key in existing:
-            raise InvalidInputError(f"variable {key!r} exists already: edit it instead")
-        _save_variable(key, keep_value=False)
+        try:
+            var_service.create_variable(
+                svc.session_factory,
+                svc.fernet,
+                key,
+                request.form.get("value", ""),
+                description=form_text("description") or "",
+                actor=acting_user().username,
+            )
+        except AlreadyExistsError:
+            raise InvalidInputError(f"variable {key!r} exists already: edit it instead") from None
     except USER_ERRORS as exc:
         flash_error(exc)
         typed_key = request.form.get("key", "")
