@@ -351,6 +351,31 @@ def retry_due(
     )
 
 
+def retry_time(
+    state: TaskInstanceState,
+    task: RetryPolicy | None,
+    *,
+    try_number: int,
+    finished_at: datetime,
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+) -> datetime | None:
+    """When a try that ended in ``state`` may run again: :func:`retry_due` for an
+    up_for_retry try whose task is known, None otherwise. The one rule for every place that
+    ends a try (the worker, ``dags test``, the scheduler's lost-try check)."""
+    if state != TaskInstanceState.UP_FOR_RETRY or task is None:
+        return None
+    return retry_due(
+        task,
+        try_number=try_number,
+        finished_at=finished_at,
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id=run_id,
+    )
+
+
 def execution_deadline(start: datetime, execution_timeout: timedelta | None) -> datetime | None:
     """When a try that started at ``start`` must be stopped, or None if it may run forever."""
     if execution_timeout is None:

@@ -19,6 +19,8 @@ from slipstream.decisions import (
     evaluate_trigger_rule,
     execution_deadline,
     next_retry_at,
+    retry_due,
+    retry_time,
     should_retry,
     topological_order,
 )
@@ -436,3 +438,22 @@ def test_cycle_is_named(edges: dict[str, str], message: str) -> None:
     with pytest.raises(CycleError) as excinfo:
         topological_order(nodes)
     assert str(excinfo.value) == message
+
+
+class _Policy:
+    retry_delay = timedelta(seconds=30)
+    retry_exponential_backoff = False
+    max_retry_delay = None
+
+
+def test_retry_time_only_for_an_up_for_retry_try_of_a_known_task() -> None:
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    ids = {"try_number": 1, "finished_at": when, "dag_id": "d", "task_id": "t", "run_id": "r"}
+    assert retry_time(TaskInstanceState.UP_FOR_RETRY, _Policy(), **ids) == retry_due(
+        _Policy(), **ids
+    )
+    assert retry_time(TaskInstanceState.UP_FOR_RETRY, _Policy(), **ids) == when + timedelta(
+        seconds=30
+    )
+    assert retry_time(TaskInstanceState.FAILED, _Policy(), **ids) is None
+    assert retry_time(TaskInstanceState.UP_FOR_RETRY, None, **ids) is None

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from slipstream.config import Config
-from slipstream.decisions import retry_due, state_after_failure
+from slipstream.decisions import retry_time, state_after_failure
 from slipstream.executors.base import Workload
 from slipstream.scheduler.dag_cache import DagCache
 from slipstream.scheduler.queueing import workload_of
@@ -51,16 +51,15 @@ def fail_lost_tries(session: Session, dags: DagCache, config: Config, now: datet
         dag = dags.get(session, run.dag_version_id) if run and run.dag_version_id else None
         task = dag.task_dict.get(ref.task_id) if dag else None
         state = state_after_failure(try_number=ref.try_number, max_tries=ref.max_tries)
-        due = None
-        if state == _S.UP_FOR_RETRY and task is not None:
-            due = retry_due(
-                task,
-                try_number=ref.try_number,
-                finished_at=now,
-                dag_id=ref.dag_id,
-                task_id=ref.task_id,
-                run_id=ref.run_id,
-            )
+        due = retry_time(
+            state,
+            task,
+            try_number=ref.try_number,
+            finished_at=now,
+            dag_id=ref.dag_id,
+            task_id=ref.task_id,
+            run_id=ref.run_id,
+        )
         error = (
             f"the worker running this try stopped heartbeating for over {timeout:g} s "
             "(it died or hung); the try is presumed lost"

@@ -29,7 +29,7 @@ from slipstream.decisions import (
     Verdict,
     dag_run_outcome,
     decide_ready,
-    retry_due,
+    retry_time,
     state_after_failure,
     topological_order,
 )
@@ -448,16 +448,15 @@ class LocalDagRun:
     ) -> None:
         task = self.dag.task_dict[task_id]
         now = utcnow()
-        due = None
-        if outcome.state == _S.UP_FOR_RETRY:
-            due = retry_due(
-                task,
-                try_number=try_number,
-                finished_at=now,
-                dag_id=self.dag.dag_id,
-                task_id=task_id,
-                run_id=self.info.run_id,
-            )
+        due = retry_time(
+            outcome.state,
+            task,
+            try_number=try_number,
+            finished_at=now,
+            dag_id=self.dag.dag_id,
+            task_id=task_id,
+            run_id=self.info.run_id,
+        )
         skipped: list[str] = []
         with transaction(self.factory) as session:
             owned = ti_queries.finish_try(

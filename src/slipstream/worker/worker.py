@@ -43,7 +43,7 @@ from slipstream import masking
 from slipstream.clock import utcnow
 from slipstream.config import Config
 from slipstream.dagbag import import_dag_file
-from slipstream.decisions import retry_due, state_after_failure
+from slipstream.decisions import retry_time, state_after_failure
 from slipstream.errors import DagImportError, DatabaseError, TaskNotFound
 from slipstream.executors.base import TaskEvent, Workload
 from slipstream.executors.local import notify_scheduler
@@ -416,16 +416,15 @@ class Worker:
     def _finish(self, ref: TryRef, task: SerializedTask | None, outcome: TryOutcome) -> None:
         self.log_shipper.finish(ref)  # first: a try recorded as ended has its log stored
         now = self.clock()
-        due = None
-        if outcome.state == _S.UP_FOR_RETRY and task is not None:
-            due = retry_due(
-                task,
-                try_number=ref.try_number,
-                finished_at=now,
-                dag_id=ref.dag_id,
-                task_id=ref.task_id,
-                run_id=ref.run_id,
-            )
+        due = retry_time(
+            outcome.state,
+            task,
+            try_number=ref.try_number,
+            finished_at=now,
+            dag_id=ref.dag_id,
+            task_id=ref.task_id,
+            run_id=ref.run_id,
+        )
         key = TIKey(ref.dag_id, ref.run_id, ref.task_id, ref.map_index)
         with transaction(self.factory) as session:
             owned = ti_store.finish_try(
