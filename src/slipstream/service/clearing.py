@@ -90,22 +90,31 @@ def select_task_ids(
     dag: SerializedDag,
     task_regex: str | None = None,
     *,
+    task_ids: Collection[str] | None = None,
     upstream: bool = False,
     downstream: bool = False,
 ) -> set[str]:
-    """The tasks of ``dag`` to clear: those whose id ``task_regex`` matches (``re.search``;
-    every task when None), with their upstream and/or downstream tasks if asked."""
-    if task_regex is None:
+    """The tasks of ``dag`` to clear: those named in ``task_ids`` (each must exist), or those
+    whose id ``task_regex`` matches (``re.search``), or every task when neither is given;
+    with their upstream and/or downstream tasks if asked."""
+    if task_ids is not None:
+        missing = sorted(set(task_ids) - dag.task_dict.keys())
+        if missing:
+            shown = ", ".join(map(repr, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            raise TaskNotFound(f"DAG {dag.dag_id!r} has no task {shown}")
+        matched = set(task_ids)
+    elif task_regex is None:
         return set(dag.task_dict)
-    try:
-        pattern = re.compile(task_regex)
-    except re.error as exc:
-        raise InvalidInputError(
-            f"--task-regex {task_regex!r} is not a valid regex: {exc}"
-        ) from None
-    matched = {t for t in dag.task_dict if pattern.search(t)}
-    if not matched:
-        raise TaskNotFound(f"no task of DAG {dag.dag_id!r} matches {task_regex!r}")
+    else:
+        try:
+            pattern = re.compile(task_regex)
+        except re.error as exc:
+            raise InvalidInputError(
+                f"--task-regex {task_regex!r} is not a valid regex: {exc}"
+            ) from None
+        matched = {t for t in dag.task_dict if pattern.search(t)}
+        if not matched:
+            raise TaskNotFound(f"no task of DAG {dag.dag_id!r} matches {task_regex!r}")
     chosen = set(matched)
     if downstream:
         chosen |= dag.descendants(matched)
@@ -146,6 +155,7 @@ def clear_tasks(
     *,
     now: datetime,
     task_regex: str | None = None,
+    task_ids: Collection[str] | None = None,
     upstream: bool = False,
     downstream: bool = False,
     only_failed: bool = False,
@@ -159,8 +169,10 @@ def clear_tasks(
     """Clear the task instances of ``dag_id`` chosen by the filters, in one transaction with
     one ``task.clear`` audit row per run, then wake the scheduler.
 
-    Runs are those with ``run_id``, or with a logical date from ``start_date`` to
-    ``end_date`` (inclusive; naive values are in the DAG's time zone), or all of them.
+    Tasks are those named in ``task_ids``, or matched by ``task_regex`` (see
+    :func:`select_task_ids`). Runs are those with ``run_id``, or with a logical date from
+    ``start_date`` to ``end_date`` (inclusive; naive values are in the DAG's time zone), or
+    all of them.
     ``dry_run`` only says what would be cleared, writing nothing.
     """
     with transaction(session_factory, readonly=dry_run) as session:
@@ -171,14 +183,16 @@ def clear_tasks(
             raise InvalidInputError(
                 f"--start-date {start.isoformat()} is after --end-date {end.isoformat()}"
             )
-        task_ids = select_task_ids(dag, task_regex, upstream=upstream, downstream=downstream)
+        chosen_ids = select_task_ids(
+            dag, task_regex, task_ids=task_ids, upstream=upstream, downstream=downstream
+        )
         if run_id is not None:
             require_run(session, dag_id, run_id)
         runs = run_store.find_dag_runs(
             session, dag_id, run_id=run_id, logical_date_from=start, logical_date_to=end
         )
         rows = clear_store.task_instances_of_runs(session, dag_id, [r.run_id for r in runs])
-        chosen = select_instances(rows, task_ids, only_failed=only_failed)
+        chosen = select_instances(rows, chosen_ids, only_failed=only_failed)
         order = {r.run_id: i for i, r in enumerate(reversed(runs))}  # oldest run first
         chosen.sort(key=lambda ti: (order[ti.run_id], ti.task_id))
         tasks = [ClearedTask(ti.run_id, ti.task_id, ti.state, ti.try_number) for ti in chosen]

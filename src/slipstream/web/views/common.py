@@ -6,8 +6,7 @@ show times, durations and states the same way on every page, and the DAG header.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -147,11 +146,6 @@ def form_flag(name: str) -> bool:
 def page_number() -> int:
     """The ``page`` query value (1 when missing or not a positive number)."""
     return max(1, request.args.get("page", 1, type=int) or 1)
-
-
-def exact_task_regex(task_ids: Iterable[str]) -> str:
-    """A regex matching exactly these task ids (clear_tasks selects tasks by regex)."""
-    return "^(?:" + "|".join(re.escape(t) for t in task_ids) + ")$"
 
 
 def dag_header(dag_id: str) -> Dag:

@@ -20,7 +20,6 @@ from slipstream.web.views.common import (
     act,
     acting_user,
     dag_header,
-    exact_task_regex,
     form_flag,
     safe_back,
 )
@@ -162,7 +161,7 @@ def clear_task(dag_id: str, run_id: str, task_id: str) -> ResponseReturnValue:
             svc.session_factory,
             dag_id,
             now=svc.now(),
-            task_regex=exact_task_regex([task_id]),
+            task_ids=[task_id],
             upstream=form_flag("upstream"),
             downstream=form_flag("downstream"),
             only_failed=form_flag("only_failed"),
