@@ -26,10 +26,14 @@ def set_pool(
     description: str | None = None,
     *,
     actor: str,
+    must_be_new: bool = False,
 ) -> PoolUsage:
-    """Create or update a pool; return it with its current usage."""
+    """Create or update a pool; return it with its current usage. ``must_be_new`` refuses
+    (:class:`AlreadyExistsError`) a name that is taken, in the same transaction."""
     _check(name, slots)
     with transaction(factory) as session:
+        if must_be_new and store.get(session, name) is not None:
+            raise AlreadyExistsError(f"pool {name!r} already exists")
         created = store.upsert(session, name, slots, description)
         audit.record(
             session,
@@ -49,15 +53,7 @@ def create_pool(
     actor: str,
 ) -> PoolUsage:
     """Create a pool; :class:`AlreadyExistsError` when the name is taken."""
-    _check(name, slots)
-    with transaction(factory) as session:
-        if store.get(session, name) is not None:
-            raise AlreadyExistsError(f"pool {name!r} already exists")
-        store.upsert(session, name, slots, description)
-        audit.record(
-            session, "pool.set", owner=actor, extra={"pool": name, "slots": slots, "created": True}
-        )
-        return store.list_usage(session, name)[0]
+    return set_pool(factory, name, slots, description, actor=actor, must_be_new=True)
 
 
 def update_pool(

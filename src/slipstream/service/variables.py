@@ -48,10 +48,14 @@ def set_variable(
     *,
     description: str | None = None,
     actor: str,
+    must_be_new: bool = False,
 ) -> bool:
-    """Create or replace a variable. True when it was created."""
+    """Create or replace a variable. True when it was created. ``must_be_new`` refuses
+    (:class:`AlreadyExistsError`) a key that is taken, in the same transaction."""
     _check_key(key)
     with transaction(factory) as session:
+        if must_be_new and store.get(session, fernet, key) is not None:
+            raise AlreadyExistsError(f"variable {key!r} already exists")
         created = store.upsert(session, fernet, key, value, description)
         audit.record(session, "variable.set", owner=actor, extra={"key": key, "created": created})
     return created
@@ -67,12 +71,9 @@ def create_variable(
     actor: str,
 ) -> VariableRecord:
     """Create a variable; :class:`AlreadyExistsError` when ``key`` is taken."""
-    _check_key(key)
-    with transaction(factory) as session:
-        if store.get(session, fernet, key) is not None:
-            raise AlreadyExistsError(f"variable {key!r} already exists")
-        store.upsert(session, fernet, key, value, description)
-        audit.record(session, "variable.set", owner=actor, extra={"key": key, "created": True})
+    set_variable(
+        factory, fernet, key, value, description=description, actor=actor, must_be_new=True
+    )
     return VariableRecord(key, value, description)
 
 
