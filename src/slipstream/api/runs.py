@@ -45,6 +45,15 @@ COMPONENTS["DAGRun"] = {
         "external_trigger": {"type": "boolean"},
     },
 }
+#: the body properties every clear endpoint takes
+CLEAR_OPTIONS = {
+    "only_failed": {"type": "boolean", "default": False},
+    "dry_run": {
+        "type": "boolean",
+        "default": True,
+        "description": "only say what would be cleared (the default, as in Airflow)",
+    },
+}
 COMPONENTS["DAGRunCollection"] = page_of("dag_runs", "DAGRun")
 COMPONENTS["ClearedTaskInstance"] = {
     "type": "object",
@@ -254,12 +263,7 @@ def mark_dag_run(dag_id: str, dag_run_id: str, body: dict[str, Any]) -> dict[str
     body={
         "type": "object",
         "properties": {
-            "only_failed": {"type": "boolean", "default": False},
-            "dry_run": {
-                "type": "boolean",
-                "default": True,
-                "description": "only say what would be cleared (the default, as in Airflow)",
-            },
+            **CLEAR_OPTIONS,
         },
         "additionalProperties": False,
     },

@@ -9,7 +9,7 @@ from typing import Any
 from slipstream.api.blueprint import registry
 from slipstream.api.common import body_datetime, iso
 from slipstream.api.registry import Query
-from slipstream.api.runs import RUN_ID, clear_json
+from slipstream.api.runs import CLEAR_OPTIONS, RUN_ID, clear_json
 from slipstream.api.schemas import COMPONENTS, DATETIME, nullable, page_of, ref
 from slipstream.errors import InvalidInputError
 from slipstream.roles import Permission
@@ -229,12 +229,7 @@ def _dag_date(dag_id: str, text: str | None, field: str) -> datetime | None:
             ),
             "include_upstream": {"type": "boolean", "default": False},
             "include_downstream": {"type": "boolean", "default": False},
-            "only_failed": {"type": "boolean", "default": False},
-            "dry_run": {
-                "type": "boolean",
-                "default": True,
-                "description": "only say what would be cleared (the default, as in Airflow)",
-            },
+            **CLEAR_OPTIONS,
         },
         "additionalProperties": False,
     },
