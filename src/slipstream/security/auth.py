@@ -16,9 +16,7 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
 
 from flask import Flask, Request, current_app, request
 from flask_login import LoginManager, UserMixin, current_user
@@ -29,8 +27,6 @@ from slipstream.roles import Permission, Role
 from slipstream.security.context import services
 from slipstream.service import users as user_service
 from slipstream.service.users import UserInfo
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 TOKEN_SALT = "slipstream-api-token"
 
@@ -66,7 +62,7 @@ def _stamp(when: datetime) -> int:
 
 
 def _load_session_user(user_id: str) -> CurrentUser | None:
-    if request.headers.get("Authorization"):
+    if authenticated_by_header():
         return None  # the header names the user; Flask-Login then asks _header_user
     raw_id, _, stamp = user_id.partition(":")
     if not raw_id.isdigit():

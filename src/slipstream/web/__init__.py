@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from flask import Flask, Response, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session, sessionmaker
@@ -78,9 +78,8 @@ def create_app(
 
     @app.before_request
     def _protect() -> None:
-        g.started = utcnow()
         if request.method in _UNSAFE and not authenticated_by_header():
-            if request.path.startswith(api.API_PREFIX) and user() is None:
+            if _is_api() and user() is None:
                 # No credentials at all: nothing for a forged request to ride on, and the
                 # endpoint answers 401 (log in), which says more than a CSRF failure.
                 return
@@ -92,7 +91,7 @@ def create_app(
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Content-Security-Policy", _CSP)
-        if request.path.startswith(api.API_PREFIX):
+        if _is_api():
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -103,7 +102,8 @@ def create_app(
     return app
 
 
-def _wants_json() -> bool:
+def _is_api() -> bool:
+    """The request is for the REST API (JSON answers, errors included), not a page."""
     return request.path.startswith(api.API_PREFIX)
 
 
@@ -118,7 +118,7 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(SlipstreamError)
     def _ours(exc: SlipstreamError) -> ResponseReturnValue:
         status = http_status(exc)
-        if _wants_json():
+        if _is_api():
             return _json_error(status, type(exc).__name__, str(exc))
         if isinstance(exc, AuthenticationError):
             return redirect(url_for("pages.login", next=request.full_path))
@@ -132,7 +132,7 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> tuple[Response, int]:
         detail = f"CSRF check failed: {exc.description} Reload the page and try again."
-        if _wants_json():
+        if _is_api():
             return _json_error(400, "CSRFError", detail)
         return Response(render_template("error.html", status=400, message=detail)), 400
 
@@ -145,7 +145,7 @@ def _register_errors(app: Flask) -> None:
                 f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes "
                 "(webserver.max_request_bytes)"
             )
-        if _wants_json():
+        if _is_api():
             return _json_error(status, exc.name, detail)
         return Response(render_template("error.html", status=status, message=detail)), status
 
@@ -153,6 +153,6 @@ def _register_errors(app: Flask) -> None:
     def _bug(exc: Exception) -> tuple[Response, int]:
         log.exception("unexpected error serving %s %s", request.method, request.path)
         detail = "internal error: the server's log has the details"
-        if _wants_json():
+        if _is_api():
             return _json_error(500, "Internal Server Error", detail)
         return Response(render_template("error.html", status=500, message=detail)), 500
