@@ -153,11 +153,6 @@ def get_serialized(session: Session, dag_id: str) -> dict[str, Any] | None:
     return None if version is None else dict(version.data)
 
 
-def deactivate(session: Session, dag_ids: Collection[str]) -> None:
-    if dag_ids:
-        session.execute(update(Dag).where(Dag.dag_id.in_(list(dag_ids))).values(is_active=False))
-
-
 def deactivate_missing_in_file(session: Session, fileloc: str, keep: Collection[str]) -> list[str]:
     """Deactivate the DAGs ``fileloc`` defined before but not any more; return their ids."""
     result = session.execute(

@@ -137,16 +137,6 @@ def set_dag_run_state(
     )
 
 
-def list_dag_runs(session: Session, dag_id: str, limit: int = 25) -> list[DagRun]:
-    query = (
-        select(DagRun)
-        .where(DagRun.dag_id == dag_id)
-        .order_by(DagRun.logical_date.desc(), DagRun.id.desc())
-        .limit(limit)
-    )
-    return list(session.scalars(query))
-
-
 def previous_run_states(
     session: Session, dag_id: str, logical_date: datetime
 ) -> dict[str, TaskInstanceState] | None:

@@ -20,7 +20,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
-from slipstream.states import DagRunState, DagRunType, TaskInstanceState
+from slipstream.states import DagRunState, DagRunType
 from slipstream.store.models import Dag, DagRun, TaskInstance
 
 ACTIVE_RUN_STATES = (DagRunState.QUEUED.value, DagRunState.RUNNING.value)
@@ -201,26 +201,6 @@ def next_running_run(session: Session, dag_id: str, logical_date: datetime) -> R
         .limit(1)
     ).first()
     return None if row is None else _run_row(row)
-
-
-def runs_with_due_retries(session: Session, now: datetime) -> set[tuple[str, str]]:
-    query = (
-        select(TaskInstance.dag_id, TaskInstance.run_id)
-        .where(
-            TaskInstance.state == TaskInstanceState.UP_FOR_RETRY.value,
-            (TaskInstance.next_retry_at.is_(None)) | (TaskInstance.next_retry_at <= now),
-        )
-        .distinct()
-    )
-    return {(d, r) for d, r in session.execute(query)}
-
-
-def next_retry_time(session: Session) -> datetime | None:
-    return session.scalar(
-        select(func.min(TaskInstance.next_retry_at)).where(
-            TaskInstance.state == TaskInstanceState.UP_FOR_RETRY.value
-        )
-    )
 
 
 _TI = cast(Table, TaskInstance.__table__)
